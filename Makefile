@@ -1,0 +1,42 @@
+# infogan_pl — `make train` and `make test` are all a new user needs; both create .venv when it is missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ARGS ?=
+DATA_DIR ?= data
+
+.PHONY: install train test test-slow bench lint format data clean
+
+install: $(STAMP)
+
+# Redone whenever pyproject.toml changes; a no-op otherwise.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+train: $(STAMP)
+	$(PY) -m infogan_pl $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+data: $(STAMP)
+	$(PY) -m infogan_pl.data.offline_mnist --data-dir $(DATA_DIR)
+
+clean:
+	rm -rf outputs multirun .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,120 @@
+"""The InfoGAN MNIST networks (Chen et al. 2016, Table 1 / openai/InfoGAN) for 28x28 images."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from torch import Tensor, nn
+
+
+def init_weights(module: nn.Module) -> None:
+    """N(0, 0.02) for conv / linear weights, N(1, 0.02) for batch-norm scales, zero biases (DCGAN / InfoGAN)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+class Generator(nn.Module):
+    """G: (B, input_dim) -> (B, channels, 28, 28) in [-1, 1].
+
+    FC 1024 BN ReLU -> FC 7*7*128 BN ReLU -> upconv 4x4 s2 64 BN ReLU -> upconv 4x4 s2 channels tanh.
+    """
+
+    def __init__(self, input_dim: int, channels: int = 1) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(input_dim, 1024, bias=False),
+            nn.BatchNorm1d(1024),
+            nn.ReLU(inplace=True),
+            nn.Linear(1024, 7 * 7 * 128, bias=False),
+            nn.BatchNorm1d(7 * 7 * 128),
+            nn.ReLU(inplace=True),
+            nn.Unflatten(1, (128, 7, 7)),
+            nn.ConvTranspose2d(128, 64, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(64),
+            nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(64, channels, 4, 2, 1),
+            nn.Tanh(),
+        )
+        init_weights(self)
+
+    def forward(self, latent: Tensor) -> Tensor:
+        return self.net(latent)
+
+
+class QOutput(NamedTuple):
+    """Q(c | x): logits per categorical code [(B, K_i)], mean (B, n_cont), log-std (B, n_cont) or None (σ = 1)."""
+
+    logits: list[Tensor]
+    mean: Tensor
+    log_std: Tensor | None
+
+
+class QHead(nn.Module):
+    """Q head on the shared trunk's features: FC 128 BN lReLU -> FC (logits, means, log-stds if learned)."""
+
+    def __init__(
+        self,
+        categorical: list[int],
+        continuous: int,
+        learn_sigma: bool = False,
+        feature_dim: int = 1024,
+        leaky_slope: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.categorical = [int(k) for k in categorical]
+        self.continuous = int(continuous)
+        self.learn_sigma = learn_sigma
+        out = sum(self.categorical) + self.continuous * (2 if learn_sigma else 1)
+        self.net = nn.Sequential(
+            nn.Linear(feature_dim, 128, bias=False),
+            nn.BatchNorm1d(128),
+            nn.LeakyReLU(leaky_slope, inplace=True),
+            nn.Linear(128, out),
+        )
+        init_weights(self)
+
+    def forward(self, features: Tensor) -> QOutput:
+        out = self.net(features)
+        logits = list(out[:, : sum(self.categorical)].split(self.categorical, dim=1)) if self.categorical else []
+        rest = out[:, sum(self.categorical) :]
+        mean = rest[:, : self.continuous]
+        log_std = rest[:, self.continuous :] if self.learn_sigma else None
+        return QOutput(logits, mean, log_std)
+
+
+class Discriminator(nn.Module):
+    """Shared trunk + D head (one logit). (B, channels, 28, 28) -> features (B, 1024) -> logit (B,).
+
+    Trunk: conv 4x4 s2 64 lReLU -> conv 4x4 s2 128 BN lReLU -> FC 1024 BN lReLU.
+    """
+
+    def __init__(self, channels: int = 1, leaky_slope: float = 0.1) -> None:
+        super().__init__()
+        self.trunk = nn.Sequential(
+            nn.Conv2d(channels, 64, 4, 2, 1),
+            nn.LeakyReLU(leaky_slope, inplace=True),
+            nn.Conv2d(64, 128, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(128),
+            nn.LeakyReLU(leaky_slope, inplace=True),
+            nn.Flatten(),
+            nn.Linear(128 * 7 * 7, 1024, bias=False),
+            nn.BatchNorm1d(1024),
+            nn.LeakyReLU(leaky_slope, inplace=True),
+        )
+        self.head = nn.Linear(1024, 1)
+        self.feature_dim = 1024
+        init_weights(self)
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.trunk(x)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Returns (logit (B,), features (B, 1024))."""
+        h = self.trunk(x)
+        return self.head(h).squeeze(1), h

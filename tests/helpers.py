@@ -1,0 +1,74 @@
+"""Test helpers: tiny on-disk MNIST in torchvision's layout, config composition, short Trainer runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from infogan_pl.data.offline_mnist import idx_bytes
+from infogan_pl.train import CONFIG_DIR
+
+EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
+
+
+def write_mnist_idx(raw_dir: Path, n_train: int = 256, n_test: int = 128, seed: int = 0) -> None:
+    """Random digits-like uint8 images with balanced labels, written as torchvision's four raw IDX files."""
+    rng = np.random.default_rng(seed)
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        (raw_dir / f"{prefix}-images-idx3-ubyte").write_bytes(idx_bytes(images))
+        (raw_dir / f"{prefix}-labels-idx1-ubyte").write_bytes(idx_bytes(labels))
+
+
+TINY = [
+    "data.batch_size=16",
+    "trainer.max_steps=6",
+    "trainer.val_check_interval=2",
+    "trainer.log_every_n_steps=1",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "callbacks.model_checkpoint.every_n_train_steps=4",
+    "~callbacks.progress_bar",
+]
+
+
+def tiny_overrides(experiment: str, data_dir: Path) -> list[str]:
+    """Overrides that make any experiment a few-step run on tiny data."""
+    if experiment.startswith("mnist"):
+        data = ["data.download=false", "data.train_size=64", "data.val_size=48"]
+    else:
+        data = ["data.train_size=64", "data.val_size=48"]
+    return [f"experiment={experiment}", f"paths.data_dir={data_dir}", *data, *TINY]
+
+
+def compose_config(overrides: list[str], output_dir: Path) -> DictConfig:
+    """Compose conf/config.yaml as the CLI would, with the run directory set to `output_dir`."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(
+            config_name="config",
+            overrides=[*overrides, f"paths.root_dir={output_dir}", f"paths.output_dir={output_dir}"],
+        )
+
+
+def fit(model: L.LightningModule, datamodule: L.LightningDataModule, max_steps: int, root: Path) -> L.Trainer:
+    """A quiet CPU Trainer run of `max_steps` optimizer steps."""
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=max_steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        default_root_dir=root,
+        use_distributed_sampler=False,
+    )
+    trainer.fit(model, datamodule=datamodule)
+    return trainer
