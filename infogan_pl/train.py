@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import warnings
@@ -10,7 +11,10 @@ from pathlib import Path
 import hydra
 import lightning as L
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, OmegaConf
+
+from infogan_pl.callbacks import ConfigInCheckpoint
 
 log = logging.getLogger(__name__)
 # The configs live at the repository root (conf/), beside the package, as in lightning-hydra-template.
@@ -28,6 +32,9 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     # partial first: Hydra would turn a dataclass passed as a kwarg (the LatentSpec) back into a config
     model = instantiate(cfg.model, _partial_=True)(latent=latent, noise=noise, channels=datamodule.channels)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    callbacks.append(ConfigInCheckpoint(OmegaConf.to_container(cfg, resolve=True)))
+    if not cfg.trainer.get("enable_progress_bar", True):  # trainer.enable_progress_bar=false wins over the callback
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     return datamodule, model, trainer
@@ -41,14 +48,17 @@ def train(cfg: DictConfig) -> float:
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     datamodule, model, trainer = build(cfg)
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    if trainer.checkpoint_callback is not None:  # ModelCheckpoint keeps last.ckpt at the last periodic save only
+        trainer.save_checkpoint(Path(trainer.checkpoint_callback.dirpath) / "last.ckpt")
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}  # validate() replaces callback_metrics
     if model.nan_message:
         print(model.nan_message)
-        return math.nan
-    metrics = dict(trainer.callback_metrics)  # the last training values; validate() replaces callback_metrics
-    trainer.validate(model, datamodule=datamodule, verbose=False)
-    metrics.update(trainer.callback_metrics)
-    metric = metrics.get(cfg.optimized_metric)
-    value = float(metric) if metric is not None else math.nan
+    else:
+        trainer.validate(model, datamodule=datamodule, verbose=False)
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+    value = metrics.get(cfg.optimized_metric, math.nan) if not model.nan_message else math.nan
+    summary = {"experiment": cfg.name, "iterations": model.iteration, "nan_iteration": model.nan_iteration}
+    (out / "summary.json").write_text(json.dumps({**summary, "metrics": metrics}, indent=2, sort_keys=True))
     print(f"Finished {cfg.name}: {model.iteration} iterations, {cfg.optimized_metric} = {value:.4f}")
     print(f"Outputs in {out}")
     return value

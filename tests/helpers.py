@@ -34,7 +34,10 @@ TINY = [
     "trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false",
     "callbacks.model_checkpoint.every_n_train_steps=4",
-    "~callbacks.progress_bar",
+    "callbacks.evaluation.real=48",
+    "callbacks.evaluation.generated_per_value=4",
+    "callbacks.evaluation.fid=32",
+    "callbacks.evaluation.mi=64",
 ]
 
 

@@ -155,4 +155,8 @@ class GAN(L.LightningModule):
 
     # ------------------------------------------------------------------ validation
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        """A plain GAN has no code to evaluate on real data; subclasses do."""
+        """val/d_real: D's mean probability on held-out real images (against d/real on training images it shows
+        whether D memorizes). Code metrics come from the Evaluation callback."""
+        images, _ = batch
+        logits, _ = self.discriminator(images)
+        self.log("val/d_real", torch.sigmoid(logits).mean(), on_epoch=True, sync_dist=True)

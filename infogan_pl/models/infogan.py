@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from infogan_pl.latent import Codes
 from infogan_pl.losses import mutual_information_lower_bound
-from infogan_pl.metrics import hungarian_accuracy
 from infogan_pl.models.gan import GAN
 from infogan_pl.nets import QHead
 
@@ -49,7 +47,6 @@ class InfoGAN(GAN):
             learn_sigma=learn_sigma,
             feature_dim=self.discriminator.feature_dim,
         )
-        self._val_outputs: list[tuple[Tensor, Tensor]] = []
 
     @property
     def is_probe(self) -> bool:
@@ -71,28 +68,3 @@ class InfoGAN(GAN):
         if self.is_probe:
             return fake_features.new_zeros(())
         return -self.lambda_info * mutual_information_lower_bound(self.q_head(fake_features), codes)["total"]
-
-    # ------------------------------------------------------------------ validation
-    def predict_codes(self, images: Tensor) -> Tensor:
-        """Q's argmax per categorical code on images (B, C, H, W) -> (B, n_cat) long."""
-        q = self.q_head(self.discriminator.features(images))
-        if not q.logits:
-            return torch.zeros(images.shape[0], 0, dtype=torch.long, device=images.device)
-        return torch.stack([logits.argmax(dim=1) for logits in q.logits], dim=1)
-
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        images, factors = batch
-        if self.latent.categorical:
-            self._val_outputs.append((self.predict_codes(images).cpu(), factors.cpu()))
-
-    def on_validation_epoch_end(self) -> None:
-        """metric/cat_acc: Hungarian-matched accuracy of categorical code 0 against the first factor."""
-        if not self._val_outputs:
-            return
-        preds = torch.cat([p for p, _ in self._val_outputs])
-        factors = torch.cat([f for _, f in self._val_outputs])
-        self._val_outputs.clear()
-        if self.trainer.sanity_checking:
-            return
-        acc = hungarian_accuracy(preds[:, 0].numpy(), factors[:, 0].numpy(), n_pred=self.latent.categorical[0])
-        self.log("metric/cat_acc", acc, prog_bar=True, sync_dist=True)

@@ -1,0 +1,164 @@
+"""A LeNet-5 MNIST classifier trained by the project: labels generated digits and is FID's feature space.
+
+No download: it is trained once on the MNIST in the data dir (`python -m infogan_pl.metrics.lenet`, or on first
+use) and cached as <data_dir>/lenet_mnist.pt (a plain state dict, loaded with weights_only=True) with
+<data_dir>/lenet_mnist.json holding its SHA-256 and test accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+
+log = logging.getLogger(__name__)
+WEIGHTS, META = "lenet_mnist.pt", "lenet_mnist.json"
+TARGET_ACCURACY = 0.99
+
+
+class LeNet5(nn.Module):
+    """(B, 1, 28, 28) in [-1, 1] -> logits (B, 10); `features` gives the 84-d penultimate activations."""
+
+    num_features = 84  # read by torchmetrics' FID for a custom feature extractor
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, 6, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+        )
+        self.fc = nn.Sequential(nn.Linear(16 * 5 * 5, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU())
+        self.out = nn.Linear(84, 10)
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.fc(self.conv(x))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.out(self.features(x))
+
+
+class LeNetFeatures(nn.Module):
+    """FID feature extractor: images (B, 1, 28, 28) in [-1, 1] -> (B, 84) float."""
+
+    num_features = LeNet5.num_features
+
+    def __init__(self, lenet: LeNet5) -> None:
+        super().__init__()
+        self.lenet = lenet.eval()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.lenet.features(x.float())
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, images: Tensor, labels: Tensor, batch: int = 1000) -> float:
+    model.eval()
+    correct = sum(
+        int((model(images[i : i + batch]).argmax(1) == labels[i : i + batch]).sum())
+        for i in range(0, len(images), batch)
+    )
+    return correct / len(images)
+
+
+@torch.enable_grad()  # may be reached from an evaluation running under no_grad
+def train_lenet(
+    train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], epochs: int = 6, seed: int = 0
+) -> tuple[LeNet5, float]:
+    """Train LeNet-5 with Adam on (images in [-1, 1], labels); returns the model and its test accuracy."""
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model = LeNet5()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, epochs // 2), gamma=0.3)
+    images, labels = train
+    for _ in range(epochs):
+        model.train()
+        for idx in torch.randperm(len(images), generator=gen).split(128):
+            loss = F.cross_entropy(model(images[idx]), labels[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        sched.step()
+    return model.eval(), accuracy(model, *test)
+
+
+def _mnist_tensors(data_dir: str | Path) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
+    from infogan_pl.data.mnist import load_mnist
+
+    def tensors(ds):
+        return ds.images.float() / 127.5 - 1, ds.factors[:, 0]
+
+    return tensors(load_mnist(data_dir, True, False)), tensors(load_mnist(data_dir, False, False))
+
+
+def load_lenet(data_dir: str | Path, train_if_missing: bool = True) -> tuple[LeNet5, dict]:
+    """The cached classifier and its metadata; trains and caches it on first use. A checksum mismatch is an error."""
+    data_dir = Path(data_dir)
+    weights, meta_path = data_dir / WEIGHTS, data_dir / META
+    if not weights.is_file() or not meta_path.is_file():
+        if not train_if_missing:
+            raise FileNotFoundError(
+                f"{weights} not found: run `python -m infogan_pl.metrics.lenet --data-dir {data_dir}`"
+            )
+        log.info("Training the LeNet-5 MNIST classifier for evaluation (once; cached in %s)", weights)
+        train, test = _mnist_tensors(data_dir)
+        model, acc = train_lenet(train, test)
+        tmp = weights.with_suffix(".tmp")
+        torch.save(model.state_dict(), tmp)
+        tmp.replace(weights)
+        meta = {"test_accuracy": acc, "sha256": _sha256(weights), "test_images": len(test[1])}
+        meta_path.write_text(json.dumps(meta, indent=2))
+        if acc < TARGET_ACCURACY:
+            log.warning("LeNet-5 test accuracy %.4f is below %.2f: is this the real MNIST?", acc, TARGET_ACCURACY)
+    meta = json.loads(meta_path.read_text())
+    if _sha256(weights) != meta["sha256"]:
+        raise RuntimeError(f"{weights} does not match the checksum in {meta_path}: delete both to retrain it.")
+    model = LeNet5()
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return model.eval(), meta
+
+
+def fid(features: nn.Module, real: Tensor, fake: Tensor, batch: int = 1000) -> float:
+    """Fréchet distance between real and fake images (N, C, H, W) in the feature space of `features`."""
+    metric = FrechetInceptionDistance(feature=features, normalize=False).to(real.device)
+    with torch.no_grad():
+        for i in range(0, len(real), batch):
+            metric.update(real[i : i + batch], real=True)
+        for i in range(0, len(fake), batch):
+            metric.update(fake[i : i + batch], real=False)
+    return float(metric.compute())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Train and cache the LeNet-5 used for FID and digit labels.")
+    parser.add_argument("--data-dir", default="data")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        _, meta = load_lenet(args.data_dir)
+    except (RuntimeError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"LeNet-5 in {Path(args.data_dir) / WEIGHTS}: test accuracy {meta['test_accuracy']:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""`python -m infogan_pl.report <run dirs or multirun dirs> [--out report.md]`: the study's table, our numbers.
+
+A run directory is any directory holding `config.yaml` and `summary.json` (written at the end of every run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+COLUMNS = ["experiment", "data", "codes", "λ", "L_I per code (nats)", "cat acc", "MIG", "FID-LeNet / valid rate"]
+COLUMNS += ["NaN at iteration", "iterations", "traversal"]
+
+
+def find_runs(paths: list[Path]) -> list[Path]:
+    runs = set()
+    for path in paths:
+        if not path.exists():
+            raise FileNotFoundError(f"{path} does not exist")
+        for summary in [path / "summary.json", *path.rglob("summary.json")]:
+            if summary.is_file() and (summary.parent / "config.yaml").is_file():
+                runs.add(summary.parent)
+    return sorted(runs)
+
+
+def _codes(latent) -> str:
+    parts = [f"z{latent.z_dim}"] if latent.z_dim else []
+    parts += [f"Cat({k})" for k in latent.categorical] + ([f"{latent.continuous}×U(-1,1)"] if latent.continuous else [])
+    return " + ".join(parts)
+
+
+def _fmt(value) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def row(run: Path, relative_to: Path) -> list[str]:
+    cfg = OmegaConf.load(run / "config.yaml")
+    summary = json.loads((run / "summary.json").read_text())
+    m = summary["metrics"]
+    data = cfg.data.get("variant", "mnist") if "variant" in cfg.data else "mnist"
+    noise = cfg.data.get("noise", "none")
+    data = f"{data} ({noise} noise)" if noise not in (None, "none") else data
+    mi = ", ".join(f"{k.removeprefix('mi/eval_')} {v:.2f}" for k, v in sorted(m.items()) if k.startswith("mi/eval_"))
+    quality = m.get("metric/fid_lenet")
+    quality = (
+        f"FID {quality:.2f}"
+        if quality is not None
+        else (f"valid {m['metric/valid_rate']:.3f}" if "metric/valid_rate" in m else "—")
+    )
+    grids = sorted((run / "traversals").glob("*.png")) if (run / "traversals").is_dir() else []
+    last = [g for g in grids if g.name.startswith(grids[-1].name.split("_")[0])] if grids else []
+    link = f"[grid]({os.path.relpath(last[0], relative_to)})" if last else "—"
+    lam = cfg.model.get("lambda_info", 0)
+    return [
+        summary["experiment"],
+        data,
+        _codes(cfg.latent),
+        f"{lam:g}",
+        mi or "—",
+        _fmt(m.get("metric/cat_acc")),
+        _fmt(m.get("metric/mig")),
+        quality,
+        str(summary["nan_iteration"] or "—"),
+        str(summary["iterations"]),
+        link,
+    ]
+
+
+def report(paths: list[Path], out: Path) -> str:
+    runs = find_runs(paths)
+    if not runs:
+        raise FileNotFoundError(f"no finished runs (config.yaml + summary.json) under {', '.join(map(str, paths))}")
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(row(run, out.parent)) + " |" for run in runs]
+    text = "# infogan_pl report\n\n" + "\n".join(lines) + "\n"
+    out.write_text(text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Markdown table of finished runs, in the layout of the study.")
+    parser.add_argument("paths", nargs="+", type=Path, help="run directories or directories that contain runs")
+    parser.add_argument("--out", type=Path, help="where to write the report (default: <first path>/report.md)")
+    args = parser.parse_args(argv)
+    out = args.out or (args.paths[0] / "report.md")
+    try:
+        print(report(args.paths, out), end="")
+    except (FileNotFoundError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"\nWrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""The evaluation during training, `python -m infogan_pl.evaluate` and `python -m infogan_pl.report`."""
+
+import csv
+import json
+
+import pytest
+import torch
+
+from infogan_pl.data import BasicProp, BasicPropDataModule
+from infogan_pl.latent import LatentSpec
+from infogan_pl.metrics.evaluation import Budget, generated_metrics
+
+from infogan_pl import evaluate, report
+from infogan_pl.train import train
+from tests.helpers import compose_config, tiny_overrides
+
+SMALL = ["budget.real=48", "budget.generated_per_value=4", "budget.fid=32", "budget.mi=64"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, mnist_dir):
+    """Two finished tiny runs: BasicProp line and MNIST InfoGAN."""
+    root = tmp_path_factory.mktemp("runs")
+    for name in ("basicprop_line", "mnist_infogan"):
+        train(compose_config(tiny_overrides(name, mnist_dir), root / name))
+    return root
+
+
+def _logged(run):
+    with open(run / "csv" / "metrics.csv") as f:
+        return {k for row in csv.DictReader(f) for k, v in row.items() if v}
+
+
+def test_validation_logs_the_metrics_that_apply_to_basicprop(runs):
+    logged = _logged(runs / "basicprop_line")
+    assert {"metric/cat_acc", "metric/nmi", "metric/mig", "metric/valid_rate"} <= logged
+    assert {"mi/eval_cat0", "mi/eval_cont0", "mi/eval_cont1", "mi/eval_total", "val/d_real"} <= logged
+    assert "metric/fid_lenet" not in logged  # FID is an MNIST metric here: not logged as 0 elsewhere
+    figures = runs / "basicprop_line" / "figures"
+    assert (figures / "mi_heatmap.png").is_file() and (figures / "mi_curve.png").is_file()
+    assert len(list((runs / "basicprop_line" / "traversals").glob("iter*_cat0_cont1.png"))) >= 2
+
+
+def test_validation_logs_fid_but_no_mig_or_valid_rate_on_mnist(runs):
+    logged = _logged(runs / "mnist_infogan")
+    assert {"metric/cat_acc", "metric/fid_lenet", "metric/gen_purity", "mi/eval_cat0"} <= logged
+    assert not {"metric/mig", "metric/valid_rate"} & logged
+
+
+def test_evaluate_writes_metrics_json_and_figures_next_to_the_checkpoint(runs, capsys):
+    ckpt = runs / "basicprop_line" / "checkpoints" / "last.ckpt"
+    assert evaluate.main([f"ckpt_path={ckpt}", *SMALL]) == 0
+    out = ckpt.parent / "eval_last"
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["experiment"] == "basicprop_line" and record["iteration"] == 3
+    assert 0 <= record["metrics"]["metric/cat_acc"] <= 1 and "metric/mig" in record["metrics"]
+    assert (out / "mi_heatmap.png").is_file() and list(out.glob("traversal_cat0_cont*.png"))
+    assert "metric/cat_acc" in capsys.readouterr().out
+
+
+def test_evaluate_reports_a_missing_checkpoint_in_one_line(tmp_path, capsys):
+    assert evaluate.main([f"ckpt_path={tmp_path / 'nope.ckpt'}"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: checkpoint") and err.count("\n") == 1
+    assert evaluate.main([]) == 2
+
+
+def test_report_regenerates_the_study_table_from_run_dirs(runs, capsys):
+    assert report.main([str(runs)]) == 0
+    text = (runs / "report.md").read_text()
+    table = [line for line in text.splitlines() if line.startswith("| ") and "experiment" not in line]
+    assert len(table) == 2
+    line = next(t for t in table if t.startswith("| basicprop_line"))
+    assert "foreground noise" in line and "z62 + Cat(10) + 2×U(-1,1)" in line and "valid " in line
+    assert "[grid](" in line
+    assert "FID " in next(t for t in table if t.startswith("| mnist_infogan"))
+
+
+def test_report_on_a_directory_without_runs_fails_clearly(tmp_path, capsys):
+    assert report.main([str(tmp_path)]) == 1
+    assert "no finished runs" in capsys.readouterr().err
+
+
+class _PerfectLineGenerator:
+    """Draws the BasicProp line class (c_cat + 3) mod 10 for code value c_cat: a code that controls position."""
+
+    device = torch.device("cpu")
+    latent = LatentSpec(z_dim=4, categorical=[10], continuous=1)
+
+    def generate(self, g_input):
+        value = g_input[:, 4:14].argmax(1)
+        return BasicProp("line", size=10)[(value + 3) % 10][0]
+
+
+def test_generated_consistency_is_one_for_a_code_that_controls_position_and_counts_valid_images():
+    dm = BasicPropDataModule("line", train_size=64, val_size=32, batch_size=16)
+    m = generated_metrics(_PerfectLineGenerator(), dm, Budget(generated_per_value=20))
+    assert m["metric/gen_purity"] == 1.0 and m["metric/gen_acc"] == 1.0 and m["metric/valid_rate"] == 1.0
+    assert m["metric/gen_acc/cat0_position"] == 1.0

@@ -1,0 +1,95 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from infogan_pl.data import BasicProp
+from infogan_pl.metrics.accuracy import hungarian_accuracy, nmi, purity
+from infogan_pl.metrics.basicprop_decoder import decode_basicprop
+from infogan_pl.metrics.disentanglement import discretize, mig, mutual_information_matrix
+from infogan_pl.metrics.lenet import LeNet5, LeNetFeatures, fid, train_lenet
+
+
+def test_hungarian_accuracy_of_a_permuted_perfect_prediction_is_one():
+    target = np.arange(1000) % 10
+    permutation = np.random.default_rng(0).permutation(10)
+    assert hungarian_accuracy(permutation[target], target) == 1.0
+
+
+def test_hungarian_accuracy_of_a_constant_prediction_is_the_majority_share():
+    target = np.array([0] * 50 + [1] * 30 + [2] * 20)
+    assert hungarian_accuracy(np.zeros(100, dtype=int), target, n_pred=10) == pytest.approx(0.5)
+
+
+def test_purity_is_many_to_one_while_hungarian_is_one_to_one():
+    target = np.array([0, 0, 1, 1])
+    pred = np.array([0, 1, 2, 3])  # four code values, each pure
+    assert purity(pred, target) == 1.0 and hungarian_accuracy(pred, target) == 0.5
+
+
+def test_nmi_is_one_for_a_relabelled_partition_and_near_zero_for_noise():
+    target = np.arange(2000) % 10
+    assert nmi((target + 3) % 10, target) == pytest.approx(1.0)
+    assert nmi(np.random.default_rng(0).integers(0, 10, 2000), target) < 0.02
+
+
+def test_mig_is_one_for_a_perfect_code_and_near_zero_for_an_independent_one():
+    rng = np.random.default_rng(0)
+    factors = np.stack([rng.integers(0, 10, 5000), rng.integers(0, 10, 5000)], 1)
+    perfect = np.stack([factors[:, 0], factors[:, 1], rng.integers(0, 10, 5000)], 1)
+    score, gaps = mig(mutual_information_matrix(perfect, factors), factors)
+    assert score == pytest.approx(1.0, abs=0.02) and gaps.shape == (2,)
+    independent = rng.integers(0, 10, (5000, 3))
+    assert mig(mutual_information_matrix(independent, factors), factors)[0] < 0.02
+
+
+def test_a_continuous_code_that_tracks_a_factor_scores_high_mig_after_20_bin_discretization():
+    rng = np.random.default_rng(0)
+    factor = rng.integers(0, 10, (5000, 1))
+    cont = factor + rng.uniform(-0.3, 0.3, (5000, 1))
+    codes = np.concatenate([discretize(cont), rng.integers(0, 10, (5000, 1))], 1)
+    assert discretize(cont).max() <= 20
+    assert mig(mutual_information_matrix(codes, factor), factor)[0] > 0.9
+
+
+@pytest.mark.parametrize(("variant", "n"), [("line", 10), ("rectangles", 100)])
+def test_decoder_is_exact_on_every_clean_class(variant, n):
+    images, factors = BasicProp(variant, size=n)[torch.arange(n)]
+    decoded, valid, error = decode_basicprop(images, variant)
+    assert torch.equal(decoded, factors) and bool(valid.all()) and float(error.max()) == 0
+
+
+@pytest.mark.parametrize("noise", ["foreground", "background", "both"])
+@pytest.mark.parametrize("variant", ["line", "rectangles"])
+def test_decoder_is_exact_under_the_studys_noise(variant, noise):
+    images, factors = BasicProp(variant, size=200, noise=noise)[torch.arange(200)]
+    decoded, valid, _ = decode_basicprop(images, variant)
+    assert torch.equal(decoded, factors) and bool(valid.all())
+
+
+def test_decoder_rejects_images_that_are_not_basicprop():
+    blank = -torch.ones(3, 1, 28, 28)
+    noise = torch.rand(3, 1, 28, 28) * 2 - 1
+    two_bars, _ = BasicProp("line", size=10)[torch.tensor([1])]
+    two_bars[..., 20:24] = 1.0
+    for images in (blank, noise, two_bars):
+        _, valid, _ = decode_basicprop(images, "line")
+        assert not bool(valid.any())
+    assert not bool(decode_basicprop(noise, "rectangles")[1].any())
+
+
+def test_fid_of_a_set_against_itself_is_about_zero_and_against_noise_is_large():
+    torch.manual_seed(0)
+    features = LeNetFeatures(LeNet5())
+    real, _ = BasicProp("line", size=500, noise="both")[torch.arange(500)]
+    assert abs(fid(features, real, real.clone())) < 1e-3
+    assert fid(features, real, torch.rand(500, 1, 28, 28) * 2 - 1) > 100 * max(abs(fid(features, real, real)), 1e-4)
+
+
+def test_lenet_learns_a_separable_task_quickly():
+    torch.manual_seed(0)
+    images, factors = BasicProp("line", size=400, noise="both")[torch.arange(400)]
+    model, acc = train_lenet((images, factors[:, 0]), (images[:100], factors[:100, 0]), epochs=20)
+    assert acc > 0.95 and LeNetFeatures(model)(images[:4]).shape == (4, 84)
+    assert math.isfinite(acc)
