@@ -8,6 +8,7 @@ import lightning as L
 import torch
 
 from infogan_pl.figures import mi_curve, mi_heatmap, save_grids, traversal_grids
+from infogan_pl.loggers import log_mi_panel
 from infogan_pl.metrics.evaluation import Budget, evaluate_model
 
 
@@ -69,6 +70,7 @@ class Evaluation(L.Callback):
             if name.startswith("mi/eval_") and name != "mi/eval_total":
                 self.history.setdefault(name.removeprefix("mi/eval_"), []).append((it, value))
         if self.history:
+            log_mi_panel(trainer, self.history)
             mi_curve(self.history, pl_module.latent.entropies(), self.dirpath / "mi_curve.png")
         if result.mi_matrix is not None:
             mi_heatmap(result.mi_matrix, result.code_labels, result.factor_labels, self.dirpath / "mi_heatmap.png")

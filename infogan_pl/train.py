@@ -15,6 +15,7 @@ from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from infogan_pl.callbacks import ConfigInCheckpoint
+from infogan_pl.loggers import finish_wandb
 
 log = logging.getLogger(__name__)
 # The configs live at the repository root (conf/), beside the package, as in lightning-hydra-template.
@@ -35,7 +36,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     callbacks.append(ConfigInCheckpoint(OmegaConf.to_container(cfg, resolve=True)))
     if not cfg.trainer.get("enable_progress_bar", True):  # trainer.enable_progress_bar=false wins over the callback
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
+    loggers = [lg for lg in (instantiate(c) for c in (cfg.get("logger") or {}).values() if c) if lg is not None]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     return datamodule, model, trainer
 
@@ -47,6 +48,8 @@ def train(cfg: DictConfig) -> float:
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     datamodule, model, trainer = build(cfg)
+    for lg in trainer.loggers:
+        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     if trainer.checkpoint_callback is not None:  # ModelCheckpoint keeps last.ckpt at the last periodic save only
         trainer.save_checkpoint(Path(trainer.checkpoint_callback.dirpath) / "last.ckpt")
@@ -59,6 +62,7 @@ def train(cfg: DictConfig) -> float:
     value = metrics.get(cfg.optimized_metric, math.nan) if not model.nan_message else math.nan
     summary = {"experiment": cfg.name, "iterations": model.iteration, "nan_iteration": model.nan_iteration}
     (out / "summary.json").write_text(json.dumps({**summary, "metrics": metrics}, indent=2, sort_keys=True))
+    finish_wandb(trainer)
     print(f"Finished {cfg.name}: {model.iteration} iterations, {cfg.optimized_metric} = {value:.4f}")
     print(f"Outputs in {out}")
     return value

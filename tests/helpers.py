@@ -27,6 +27,7 @@ def write_mnist_idx(raw_dir: Path, n_train: int = 256, n_test: int = 128, seed: 
 
 
 TINY = [
+    "logger=csv",
     "data.batch_size=16",
     "trainer.max_steps=6",
     "trainer.val_check_interval=2",

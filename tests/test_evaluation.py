@@ -6,11 +6,10 @@ import json
 import pytest
 import torch
 
+from infogan_pl import evaluate, report
 from infogan_pl.data import BasicProp, BasicPropDataModule
 from infogan_pl.latent import LatentSpec
 from infogan_pl.metrics.evaluation import Budget, generated_metrics
-
-from infogan_pl import evaluate, report
 from infogan_pl.train import train
 from tests.helpers import compose_config, tiny_overrides
 

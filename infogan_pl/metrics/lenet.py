@@ -25,22 +25,27 @@ TARGET_ACCURACY = 0.99
 
 
 class LeNet5(nn.Module):
-    """(B, 1, 28, 28) in [-1, 1] -> logits (B, 10); `features` gives the 84-d penultimate activations."""
+    """(B, 1, 28, 28) in [-1, 1] -> logits (B, 10); `features` gives the 84-d penultimate activations.
+
+    LeNet-5's layout (conv 5x5, pool, conv 5x5, pool, FC, FC 84, FC 10) with Caffe's wider 20 / 50 convolutions,
+    which reach 99% on MNIST where the 6 / 16 original stops just below.
+    """
 
     num_features = 84  # read by torchmetrics' FID for a custom feature extractor
+    version = "lenet5-20-50-v1"  # cached weights of another version are retrained
 
     def __init__(self) -> None:
         super().__init__()
         self.conv = nn.Sequential(
-            nn.Conv2d(1, 6, 5, padding=2),
+            nn.Conv2d(1, 20, 5, padding=2),
             nn.ReLU(),
             nn.MaxPool2d(2),
-            nn.Conv2d(6, 16, 5),
+            nn.Conv2d(20, 50, 5),
             nn.ReLU(),
             nn.MaxPool2d(2),
             nn.Flatten(),
         )
-        self.fc = nn.Sequential(nn.Linear(16 * 5 * 5, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU())
+        self.fc = nn.Sequential(nn.Linear(50 * 5 * 5, 500), nn.ReLU(), nn.Linear(500, 84), nn.ReLU())
         self.out = nn.Linear(84, 10)
 
     def features(self, x: Tensor) -> Tensor:
@@ -79,7 +84,7 @@ def accuracy(model: nn.Module, images: Tensor, labels: Tensor, batch: int = 1000
 
 @torch.enable_grad()  # may be reached from an evaluation running under no_grad
 def train_lenet(
-    train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], epochs: int = 6, seed: int = 0
+    train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], epochs: int = 8, seed: int = 0
 ) -> tuple[LeNet5, float]:
     """Train LeNet-5 with Adam on (images in [-1, 1], labels); returns the model and its test accuracy."""
     gen = torch.Generator().manual_seed(seed)
@@ -112,7 +117,8 @@ def load_lenet(data_dir: str | Path, train_if_missing: bool = True) -> tuple[LeN
     """The cached classifier and its metadata; trains and caches it on first use. A checksum mismatch is an error."""
     data_dir = Path(data_dir)
     weights, meta_path = data_dir / WEIGHTS, data_dir / META
-    if not weights.is_file() or not meta_path.is_file():
+    stale = meta_path.is_file() and json.loads(meta_path.read_text()).get("version") != LeNet5.version
+    if not weights.is_file() or not meta_path.is_file() or stale:
         if not train_if_missing:
             raise FileNotFoundError(
                 f"{weights} not found: run `python -m infogan_pl.metrics.lenet --data-dir {data_dir}`"
@@ -123,7 +129,12 @@ def load_lenet(data_dir: str | Path, train_if_missing: bool = True) -> tuple[LeN
         tmp = weights.with_suffix(".tmp")
         torch.save(model.state_dict(), tmp)
         tmp.replace(weights)
-        meta = {"test_accuracy": acc, "sha256": _sha256(weights), "test_images": len(test[1])}
+        meta = {
+            "test_accuracy": acc,
+            "sha256": _sha256(weights),
+            "test_images": len(test[1]),
+            "version": LeNet5.version,
+        }
         meta_path.write_text(json.dumps(meta, indent=2))
         if acc < TARGET_ACCURACY:
             log.warning("LeNet-5 test accuracy %.4f is below %.2f: is this the real MNIST?", acc, TARGET_ACCURACY)
