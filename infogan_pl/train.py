@@ -10,6 +10,8 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, OmegaConf
@@ -45,29 +47,40 @@ def train(cfg: DictConfig) -> float:
     """Train one configuration; returns `cfg.optimized_metric` at the end (NaN if training diverged)."""
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     out = Path(cfg.paths.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    config = OmegaConf.to_container(cfg, resolve=True)
     datamodule, model, trainer = build(cfg)
+    if trainer.is_global_zero:  # under DDP every rank runs this function; one writes the run's files
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(OmegaConf.to_yaml(config))
     for lg in trainer.loggers:
-        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        lg.log_hyperparams(config)
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     if trainer.checkpoint_callback is not None:  # ModelCheckpoint keeps last.ckpt at the last periodic save only
         trainer.save_checkpoint(Path(trainer.checkpoint_callback.dirpath) / "last.ckpt")
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}  # validate() replaces callback_metrics
-    if model.nan_message:
-        print(model.nan_message)
-    else:
+    if not model.nan_message:
         trainer.validate(model, datamodule=datamodule, verbose=False)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
-    value = metrics.get(cfg.optimized_metric, math.nan) if not model.nan_message else math.nan
-    summary = {"experiment": cfg.name, "iterations": model.iteration, "nan_iteration": model.nan_iteration}
-    (out / "summary.json").write_text(json.dumps({**summary, "metrics": metrics}, indent=2, sort_keys=True))
+    value = math.nan if model.nan_message else metrics.get(cfg.optimized_metric, math.nan)
     finish_wandb(trainer)
-    print(f"Finished {cfg.name}: {model.iteration} iterations, {cfg.optimized_metric} = {value:.4f}")
-    print(f"Outputs in {out}")
+    if trainer.is_global_zero:
+        summary = {"experiment": cfg.name, "iterations": model.iteration, "nan_iteration": model.nan_iteration}
+        (out / "summary.json").write_text(json.dumps({**summary, "metrics": metrics}, indent=2, sort_keys=True))
+        if model.nan_message:
+            print(model.nan_message)
+        print(f"Finished {cfg.name}: {model.iteration} iterations, {cfg.optimized_metric} = {value:.4f}")
+        print(f"Outputs in {out}")
     return value
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> float:
-    return train(cfg)
+    if HydraConfig.get().mode != RunMode.MULTIRUN:
+        return train(cfg)
+    try:  # in a sweep, one failed job is reported and the others go on
+        return train(cfg)
+    except Exception as err:
+        log.error("Job %s failed: %s: %s", HydraConfig.get().job.num, type(err).__name__, err)
+        out = Path(cfg.paths.output_dir)
+        (out / "error.txt").write_text(f"{type(err).__name__}: {err}\n")
+        return math.nan

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
@@ -76,3 +77,19 @@ def fit(model: L.LightningModule, datamodule: L.LightningDataModule, max_steps: 
     )
     trainer.fit(model, datamodule=datamodule)
     return trainer
+
+
+class RecordRanks(L.Callback):
+    """Test probe: each rank saves its first training batch and its final generator weights to <dirpath>."""
+
+    def __init__(self, dirpath: str) -> None:
+        self.dirpath = Path(dirpath)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if batch_idx == 0 and trainer.current_epoch == 0:
+            self.dirpath.mkdir(parents=True, exist_ok=True)
+            torch.save(batch[0].cpu(), self.dirpath / f"batch_rank{trainer.global_rank}.pt")
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        weights = torch.cat([p.detach().flatten().cpu() for p in pl_module.generator.parameters()])
+        torch.save(weights, self.dirpath / f"generator_rank{trainer.global_rank}.pt")

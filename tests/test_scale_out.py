@@ -1,0 +1,116 @@
+"""Sweeps (grid, Optuna, W&B, SLURM launcher), multirun job isolation and 2-process CPU DDP."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from hydra import compose, initialize_config_dir
+from hydra.utils import get_class
+from omegaconf import OmegaConf
+
+from infogan_pl.train import CONFIG_DIR
+from tests.helpers import TINY
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _compose_with_hydra(overrides):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name="config", overrides=overrides, return_hydra_config=True)
+
+
+def _run(args, tmp_path, timeout=540):
+    env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "infogan_pl", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+def test_lambda_lr_grid_sweeps_lambda_and_both_learning_rates():
+    cfg = _compose_with_hydra(["+sweep=lambda_lr", "experiment=basicprop_line"])
+    params = cfg.hydra.sweeper.params
+    assert params["model.lambda_info"] == "0,0.1,0.5,1,2" and "model.lr_d" in params and "model.lr_g" in params
+    assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
+
+
+def test_optuna_sweep_maximizes_the_experiments_metric():
+    cfg = _compose_with_hydra(["+sweep=optuna", "experiment=mnist_infogan"])
+    assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper") and cfg.hydra.sweeper.direction == "maximize"
+    assert cfg.optimized_metric == "metric/cat_acc"
+    assert get_class(cfg.hydra.sweeper._target_)
+    assert _compose_with_hydra(["experiment=basicprop_rect"]).optimized_metric == "metric/mig"
+
+
+def test_slurm_launcher_composes_and_resolves_to_submitit():
+    cfg = _compose_with_hydra(["hydra/launcher=slurm", "hydra.launcher.partition=gpu", "trainer=ddp"])
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher") and get_class(launcher._target_)
+    assert (launcher.partition, launcher.gpus_per_node, launcher.timeout_min) == ("gpu", 1, 240)
+    assert launcher.max_num_timeout > 0  # requeued after preemption
+
+
+def test_wandb_sweep_runs_the_module_with_hydra_overrides():
+    spec = yaml.safe_load((ROOT / "sweeps" / "wandb_lambda_lr.yaml").read_text())
+    assert spec["command"] == [
+        "${env}",
+        "python",
+        "-m",
+        "infogan_pl",
+        "experiment=basicprop_line",
+        "${args_no_hyphens}",
+    ]
+    overrides = [f"{k}={v['values'][0]}" for k, v in spec["parameters"].items()]
+    cfg = _compose_with_hydra(["experiment=basicprop_line", *overrides])
+    assert cfg.model.lambda_info == 0 and spec["metric"]["name"] == cfg.optimized_metric
+
+
+@pytest.mark.parametrize("launcher", ["basic", "joblib"])
+def test_a_2x2_multirun_writes_4_run_dirs_with_metrics(launcher, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    args = ["-m", "experiment=basicprop_line", "model.lambda_info=0,1", "model.lr_d=1e-4,2e-4", "data.train_size=64"]
+    args += ["data.val_size=32", f"hydra.sweep.dir={sweep_dir}", f"hydra/launcher={launcher}", *TINY]
+    if launcher == "joblib":
+        args.append("hydra.launcher.n_jobs=2")
+    _run(args, tmp_path)
+    runs = sorted(p.parent for p in sweep_dir.glob("*/summary.json"))
+    assert [p.name for p in runs] == ["0", "1", "2", "3"]
+    assert all((p / "csv" / "metrics.csv").is_file() for p in runs)
+    lambdas = sorted(OmegaConf.load(p / "config.yaml").model.lambda_info for p in runs)
+    assert lambdas == [0, 0, 1, 1]
+
+
+def test_one_failed_job_does_not_lose_the_others(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    args = ["-m", "experiment=basicprop_line", "data.batch_size=16,999", "data.train_size=64", "data.val_size=32"]
+    args += [f"hydra.sweep.dir={sweep_dir}", *[a for a in TINY if not a.startswith("data.batch_size")]]
+    _run(args, tmp_path)
+    assert (sweep_dir / "0" / "summary.json").is_file()
+    assert "lower data.batch_size" in (sweep_dir / "1" / "error.txt").read_text()
+
+
+def test_two_process_cpu_ddp_trains_with_one_set_of_outputs_and_identical_generators(tmp_path):
+    run_dir, probe = tmp_path / "run", tmp_path / "probe"
+    args = ["experiment=basicprop_line", "trainer=ddp_cpu", "data.train_size=128", "data.val_size=32"]
+    args += [
+        f"hydra.run.dir={run_dir}",
+        "+callbacks.probe._target_=tests.helpers.RecordRanks",
+        f"+callbacks.probe.dirpath={probe}",
+    ]
+    _run([*args, *TINY], ROOT)
+    g0, g1 = torch.load(probe / "generator_rank0.pt"), torch.load(probe / "generator_rank1.pt")
+    assert torch.equal(g0, g1)  # gradients were synchronized
+    b0, b1 = torch.load(probe / "batch_rank0.pt"), torch.load(probe / "batch_rank1.pt")
+    assert not torch.equal(b0, b1)  # each rank drew its own samples
+    assert len(list(run_dir.glob("checkpoints/last.ckpt"))) == 1 and (run_dir / "summary.json").is_file()
+    assert len(list(run_dir.glob("csv/metrics.csv"))) == 1
