@@ -7,7 +7,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from infogan_pl.figures import mi_curve, mi_heatmap, save_grids, traversal_grids
+from infogan_pl.figures import mi_curve, mi_heatmap, save_grids, save_mi_table, traversal_grids
 from infogan_pl.loggers import log_mi_panel
 from infogan_pl.metrics.evaluation import Budget, evaluate_model
 
@@ -74,6 +74,7 @@ class Evaluation(L.Callback):
             mi_curve(self.history, pl_module.latent.entropies(), self.dirpath / "mi_curve.png")
         if result.mi_matrix is not None:
             mi_heatmap(result.mi_matrix, result.code_labels, result.factor_labels, self.dirpath / "mi_heatmap.png")
+            save_mi_table(result.mi_matrix, result.code_labels, result.factor_labels, self.dirpath / "mi_table.csv")
 
     def state_dict(self) -> dict:
         return {"history": {k: [list(p) for p in v] for k, v in self.history.items()}}

@@ -80,3 +80,13 @@ def mi_curve(history: dict[str, list[tuple[int, float]]], entropies: dict[str, f
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def save_mi_table(matrix: np.ndarray, codes: list[str], factors: list[str], path: Path) -> Path:
+    """The code x factor (or attribute) MI matrix in nats as CSV: one row per code."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [",".join(["code", *factors])] + [
+        ",".join([c, *(f"{v:.5f}" for v in row)]) for c, row in zip(codes, matrix, strict=True)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from infogan_pl.data.sampling import take
 from infogan_pl.latent import Codes
 from infogan_pl.losses import mutual_information_lower_bound
 from infogan_pl.metrics.accuracy import hungarian_accuracy, nmi, purity
@@ -149,21 +150,29 @@ def evaluate_model(model, datamodule, budget: Budget | None = None) -> Evaluatio
         matrix = labels = None
         has_q = hasattr(model, "q_head")
         if has_q:
-            n = min(budget.real, len(datamodule.val_set))
-            images, factors = datamodule.val_set[torch.arange(n)]
+            images, factors = take(datamodule.val_set, budget.real)
             cat, cont = q_outputs(model, images)
-            m, matrix, labels = code_metrics(
-                cat, cont, factors, datamodule.factor_names, model.latent.categorical, datamodule.factors_are_generative
-            )
-            metrics.update(m)
+            if getattr(datamodule, "factors_are_attributes", False):  # CelebA: code x attribute MI table only
+                if model.latent.categorical and factors.shape[1]:
+                    matrix = mutual_information_matrix(cat.numpy(), factors.numpy())
+                    labels = [f"cat{i}" for i in range(cat.shape[1])]
+            else:
+                m, matrix, labels = code_metrics(
+                    cat,
+                    cont,
+                    factors,
+                    datamodule.factor_names,
+                    model.latent.categorical,
+                    datamodule.factors_are_generative,
+                )
+                metrics.update(m)
             metrics.update(eval_mutual_information(model, budget))
             if model.latent.categorical and hasattr(datamodule, "label_images"):
                 metrics.update(generated_metrics(model, datamodule, budget))
         features = datamodule.fid_features() if hasattr(datamodule, "fid_features") else None
         if features is not None:
-            n = min(budget.fid, len(datamodule.val_set))
-            real, _ = datamodule.val_set[torch.arange(n)]
-            g_input, _ = _fixed_latents(model.latent, n, budget.seed, model.device)
+            real, _ = take(datamodule.val_set, budget.fid)
+            g_input, _ = _fixed_latents(model.latent, len(real), budget.seed, model.device)
             fake = torch.cat(_batched(model.generate, g_input)).cpu()
             metrics["metric/fid_lenet"] = fid(features, real, fake)
         return Evaluation(metrics, matrix, labels, list(datamodule.factor_names))
