@@ -6,6 +6,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from infogan_pl.figures import mi_curve, mi_heatmap, save_grids, save_mi_table, traversal_grids
 from infogan_pl.loggers import log_mi_panel
@@ -91,3 +92,15 @@ class ConfigInCheckpoint(L.Callback):
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         checkpoint["infogan_pl_config"] = self.config
+
+
+class PreemptionCheckpoint(L.Callback):
+    """On SIGTERM (what SLURM sends before preemption or the time limit) Lightning stops after the current batch;
+    this saves checkpoints/last.ckpt first, so `ckpt_path=last` (or a requeue) continues exactly from there."""
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, SIGTERMException) and trainer.checkpoint_callback is not None:
+            path = Path(trainer.checkpoint_callback.dirpath) / "last.ckpt"
+            trainer.save_checkpoint(path)
+            if trainer.is_global_zero:
+                print(f"SIGTERM at iteration {pl_module.iteration}: saved {path}; resume with ckpt_path=last")

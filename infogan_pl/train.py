@@ -16,8 +16,9 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
-from infogan_pl.callbacks import ConfigInCheckpoint
+from infogan_pl.callbacks import ConfigInCheckpoint, PreemptionCheckpoint
 from infogan_pl.loggers import finish_wandb
+from infogan_pl.validation import validate
 
 log = logging.getLogger(__name__)
 # The configs live at the repository root (conf/), beside the package, as in lightning-hydra-template.
@@ -35,7 +36,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     # partial first: Hydra would turn a dataclass passed as a kwarg (the LatentSpec) back into a config
     model = instantiate(cfg.model, _partial_=True)(latent=latent, noise=noise, channels=datamodule.channels)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
-    callbacks.append(ConfigInCheckpoint(OmegaConf.to_container(cfg, resolve=True)))
+    callbacks += [ConfigInCheckpoint(OmegaConf.to_container(cfg, resolve=True)), PreemptionCheckpoint()]
     if not cfg.trainer.get("enable_progress_bar", True):  # trainer.enable_progress_bar=false wins over the callback
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = [lg for lg in (instantiate(c) for c in (cfg.get("logger") or {}).values() if c) if lg is not None]
@@ -45,6 +46,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
 
 def train(cfg: DictConfig) -> float:
     """Train one configuration; returns `cfg.optimized_metric` at the end (NaN if training diverged)."""
+    validate(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     out = Path(cfg.paths.output_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
@@ -52,9 +54,10 @@ def train(cfg: DictConfig) -> float:
     if trainer.is_global_zero:  # under DDP every rank runs this function; one writes the run's files
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(OmegaConf.to_yaml(config))
+    ckpt_path = cfg.get("ckpt_path")
     for lg in trainer.loggers:
         lg.log_hyperparams(config)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     if trainer.checkpoint_callback is not None:  # ModelCheckpoint keeps last.ckpt at the last periodic save only
         trainer.save_checkpoint(Path(trainer.checkpoint_callback.dirpath) / "last.ckpt")
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}  # validate() replaces callback_metrics

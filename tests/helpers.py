@@ -44,9 +44,18 @@ TINY = [
 
 
 def tiny_overrides(experiment: str, data_dir: Path) -> list[str]:
-    """Overrides that make any experiment a few-step run on tiny data."""
+    """Overrides that make any experiment a few-step run on tiny data (data_dir: the `data_dir` fixture)."""
     if experiment.startswith("mnist"):
         data = ["data.download=false", "data.train_size=64", "data.val_size=48"]
+    elif experiment.startswith("celeba"):  # the generated layout: 8 train / 2 valid images
+        return [
+            f"experiment={experiment}",
+            f"paths.data_dir={data_dir}",
+            *TINY,
+            "data.batch_size=4",
+            "data.verify_md5=false",
+            "data.num_workers=0",
+        ]
     else:
         data = ["data.train_size=64", "data.val_size=48"]
     return [f"experiment={experiment}", f"paths.data_dir={data_dir}", *data, *TINY]

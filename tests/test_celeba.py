@@ -71,8 +71,7 @@ def test_conv_networks_map_228_inputs_to_colour_images_and_back(size):
 
 
 def test_a_tiny_celeba_infogan_run_trains_and_saves_the_code_attribute_table(tmp_path, celeba_root):
-    overrides = [*tiny_overrides("celeba_infogan", celeba_root), "data.verify_md5=false", "data.num_workers=0"]
-    overrides = [o for o in overrides if not o.startswith(("data.train_size", "data.val_size"))] + ["data.batch_size=4"]
+    overrides = tiny_overrides("celeba_infogan", celeba_root)
     value = train(compose_config(overrides, tmp_path))
     assert math.isfinite(value)
     table = (tmp_path / "figures" / "mi_table.csv").read_text().splitlines()

@@ -10,6 +10,7 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
+from infogan_pl.checkpointing import rng_state, set_rng_state
 from infogan_pl.latent import Codes, LatentSpec
 from infogan_pl.losses import discriminator_loss, generator_loss
 from infogan_pl.nets import Discriminator, Generator
@@ -151,7 +152,14 @@ class GAN(L.LightningModule):
         return False
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Adds what a bit-for-bit resume needs beyond Lightning's state: every random generator."""
         checkpoint["nan_iteration"] = self.nan_iteration
+        checkpoint["rng_states"] = rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.nan_iteration = checkpoint.get("nan_iteration")
+        if "rng_states" in checkpoint:
+            set_rng_state(checkpoint["rng_states"])
 
     # ------------------------------------------------------------------ validation
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
