@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 DATA_DIR ?= data
 
-.PHONY: install train test test-slow bench lint format data clean
+.PHONY: install train test test-slow bench bench-quality bench-speed lint format data clean
 
 install: $(STAMP)
 
@@ -40,3 +40,12 @@ data: $(STAMP)
 clean:
 	rm -rf outputs multirun .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# Long runs that print figures; never part of `make test`.
+bench-quality: $(STAMP)
+	$(PY) -m infogan_pl.bench.quality --seeds $(or $(SEEDS),3) --epochs $(or $(EPOCHS),5) --jobs $(or $(JOBS),1)
+
+bench-speed: $(STAMP)
+	$(PY) -m infogan_pl.bench.speed --variants "trainer.precision=bf16-mixed;model.channels_last=true;model.compile=true"
+
+bench: bench-speed bench-quality

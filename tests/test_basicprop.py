@@ -90,13 +90,15 @@ def test_a_data_set_smaller_than_one_batch_is_refused():
         EpochBatchSampler(10, 64)
 
 
-def test_datamodule_serves_batches_in_minus_one_to_one_with_disjoint_validation_noise():
+def test_datamodule_serves_key_batches_rendered_after_transfer_with_disjoint_validation_noise():
     dm = BasicPropDataModule("line", train_size=128, val_size=64, batch_size=32, noise="foreground")
-    images, factors = next(iter(dm.train_dataloader()))
+    keys = next(iter(dm.train_dataloader()))
+    assert keys.shape == (32,) and keys.dtype == torch.long  # only keys cross to the device
+    images, factors = dm.on_after_batch_transfer(keys, 0)
     assert images.shape == (32, 1, 28, 28) and factors.shape == (32, 1) and factors.dtype == torch.long
     assert images.min() >= -1 and images.max() <= 1
     assert len(dm.train_dataloader()) == 4 and len(dm.val_dataloader()) == 2
-    val, _ = next(iter(dm.val_dataloader()))
+    val, _ = dm.val_set[next(iter(dm.val_dataloader()))]
     assert not torch.equal(val[0], dm.train_set[torch.tensor([0])][0][0])
 
 

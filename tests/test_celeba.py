@@ -20,7 +20,7 @@ def test_torchvision_layout_loads_official_splits_with_40_attributes(celeba_root
     dm = CelebADataModule(str(celeba_root), batch_size=4, verify_md5=False, preprocess=preprocess, num_workers=0)
     dm.setup()
     assert (len(dm.train_set), len(dm.val_set)) == (8, 2)
-    images, attrs = next(iter(dm.train_dataloader()))
+    images, attrs = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
     assert images.shape == (4, 3, 32, 32) and attrs.shape == (4, 40)
     assert images.min() >= -1 and images.max() <= 1 and images.std() > 0.1
     assert set(attrs.unique().tolist()) <= {0, 1} and len(dm.factor_names) == 40 and "Eyeglasses" in dm.factor_names

@@ -27,7 +27,7 @@ def _pickled_mnist(n_train=50, n_valid=20, n_test=30, seed=0) -> bytes:
 def test_datamodule_loads_torchvision_idx_layout_in_minus_one_to_one(mnist_dir):
     dm = MNISTDataModule(data_dir=str(mnist_dir), batch_size=32, download=False)
     dm.setup()
-    images, labels = next(iter(dm.train_dataloader()))
+    images, labels = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
     assert images.shape == (32, 1, 28, 28) and labels.shape == (32, 1)
     assert images.min() == -1 and images.max() == 1
     assert len(dm.train_set) == 256 and len(dm.val_set) == 128

@@ -44,6 +44,10 @@ class GAN(L.LightningModule):
         lr_g: float = 1e-3,
         betas: tuple[float, float] = (0.5, 0.999),
         channels: int = 1,
+        channels_last: bool = False,
+        compile: bool = False,
+        compile_mode: str = "default",
+        nan_check_every: int = 50,
     ) -> None:
         super().__init__()
         if lr_d <= 0 or lr_g <= 0:
@@ -56,6 +60,9 @@ class GAN(L.LightningModule):
         self.lr_d, self.lr_g, self.betas = float(lr_d), float(lr_g), tuple(float(b) for b in betas)
         self.nan_iteration: int | None = None
         self.nan_message: str | None = None
+        self.channels_last, self.compile_mode = channels_last, compile_mode if compile else None
+        self.nan_check_every = int(nan_check_every)
+        self._nonfinite: Tensor | None = None  # on an accelerator: flags gathered on device, read every N iterations
 
     # ------------------------------------------------------------------ optimizers
     def discriminator_param_groups(self) -> list[dict]:
@@ -65,6 +72,14 @@ class GAN(L.LightningModule):
         opt_d = torch.optim.Adam(self.discriminator_param_groups(), betas=self.betas)
         opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.lr_g, betas=self.betas)
         return opt_d, opt_g
+
+    def configure_model(self) -> None:
+        """Fast paths chosen in the config: channels-last memory format and torch.compile of G and D."""
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
+        if self.compile_mode:
+            self.generator.compile(mode=self.compile_mode)
+            self.discriminator.compile(mode=self.compile_mode)
 
     # ------------------------------------------------------------------ training
     @property
@@ -81,6 +96,8 @@ class GAN(L.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         real, _ = batch
+        if self.channels_last:
+            real = real.contiguous(memory_format=torch.channels_last)
         opt_d, opt_g = self.optimizers()
         it = self.iteration
         g_input, codes = self.sample(real.shape[0])
@@ -134,8 +151,17 @@ class GAN(L.LightningModule):
         opt.step()
 
     def _finite_or_stop(self, name: str, loss: Tensor) -> bool:
-        """True if `loss` is finite; otherwise save the (still finite) state, stop the trainer and say where."""
-        if bool(torch.isfinite(loss)):
+        """True if `loss` is finite; otherwise save the (still finite) state, stop the trainer and say where.
+
+        On the CPU every loss is checked before its update (a check costs nothing there). On an accelerator a
+        check is a host synchronization, so flags are gathered on the device and read every `nan_check_every`
+        iterations; training then stops at that read, naming the first iteration that went non-finite."""
+        if loss.device.type != "cpu":
+            bad = ~torch.isfinite(loss.detach())
+            self._nonfinite = bad if self._nonfinite is None else self._nonfinite | bad
+            if (self.iteration + 1) % self.nan_check_every or not bool(self._nonfinite):
+                return True
+        elif bool(torch.isfinite(loss)):
             return True
         self.nan_iteration = self.iteration
         path = Path(self.trainer.default_root_dir) / "checkpoints" / "last_finite.ckpt"

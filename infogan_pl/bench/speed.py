@@ -1,0 +1,250 @@
+"""`make bench-speed`: the framework against a plain PyTorch loop, the data side, and a batch-size table.
+
+1. Parity: Trainer + InfoGAN LightningModule (CSV logger, progress bar, checkpoint and evaluation callbacks as in a
+   real run; validation outside the timed window) against a hand-written loop of the same networks, losses,
+   optimizers, data and batch size, in one process, alternating rounds after a warm-up. Prints images/s and ratio.
+2. Data: images/s each DataModule renders on the device, against what one training step consumes.
+3. Batch sizes: images/s and peak memory per batch size (each in a fresh subprocess for an honest peak).
+4. Fast paths: precision / channels_last / torch.compile variants, measured the same way as (1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import lightning as L
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from infogan_pl.losses import discriminator_loss, generator_loss, mutual_information_lower_bound
+from infogan_pl.train import CONFIG_DIR, build
+
+
+class _Timer(L.Callback):
+    """Times training iterations [warmup, warmup + iters) of a fit."""
+
+    def __init__(self, warmup: int, iters: int) -> None:
+        self.warmup, self.iters, self.start, self.end = warmup, iters, None, None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if pl_module.iteration == self.warmup:
+            _sync(pl_module.device)
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if pl_module.iteration == self.warmup + self.iters:
+            _sync(pl_module.device)
+            self.end = time.perf_counter()
+
+
+def _sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _config(batch: int, accelerator: str, extra: list[str], out: str):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(
+            config_name="config",
+            overrides=[
+                "experiment=basicprop_line",
+                "logger=csv",
+                f"data.batch_size={batch}",
+                "data.train_size=100000",
+                "trainer.val_check_interval=100000",
+                f"trainer.accelerator={accelerator}",
+                "trainer.enable_model_summary=false",
+                f"paths.root_dir={out}",
+                f"paths.output_dir={out}",
+                *extra,
+            ],
+        )
+
+
+def framework_rate(batch: int, iters: int, warmup: int, accelerator: str, extra: list[str], out: str) -> float:
+    cfg = _config(batch, accelerator, extra + [f"trainer.max_steps={2 * (warmup + iters + 1)}"], out)
+    datamodule, model, trainer = build(cfg)
+    timer = _Timer(warmup, iters)
+    trainer.callbacks.append(timer)
+    trainer.fit(model, datamodule=datamodule)
+    return batch * iters / (timer.end - timer.start)
+
+
+def plain_rate(batch: int, iters: int, warmup: int, accelerator: str, out: str) -> float:
+    """The loop a researcher would write: same nets, losses, optimizers, data rendering and batch."""
+    cfg = _config(batch, accelerator, [], out)
+    device = torch.device(
+        "cuda" if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()) else "cpu"
+    )
+    latent, datamodule = instantiate(cfg.latent), instantiate(cfg.data)
+    model = instantiate(cfg.model, _partial_=True)(latent=latent, noise=instantiate(cfg.noise), channels=1).to(device)
+    g, d, q = model.generator, model.discriminator, model.q_head
+    betas = tuple(cfg.model.betas)
+    opt_d = torch.optim.Adam(
+        [{"params": d.parameters(), "lr": cfg.model.lr_d}, {"params": q.parameters(), "lr": cfg.model.lr_q}],
+        betas=betas,
+    )
+    opt_g = torch.optim.Adam(g.parameters(), lr=cfg.model.lr_g, betas=betas)
+    sampler = datamodule._sampler(len(datamodule.train_set), True)
+    keys = iter(sampler)
+    lam = cfg.model.lambda_info
+    start = None
+    for i in range(warmup + iters):
+        if i == warmup:
+            _sync(device)
+            start = time.perf_counter()
+        try:
+            k = next(keys)
+        except StopIteration:
+            keys = iter(sampler)
+            k = next(keys)
+        real, _ = datamodule.train_set[k.to(device)]
+        z, codes = latent.sample(batch, device=device)
+        fake = g(z)
+        for p in g.parameters():
+            p.requires_grad_(False)
+        rl, _ = d(real)
+        fl, ff = d(fake.detach())
+        loss = discriminator_loss(rl, fl) - lam * mutual_information_lower_bound(q(ff), codes)["total"]
+        opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_d.step()
+        for p in g.parameters():
+            p.requires_grad_(True)
+        for p in [*d.parameters(), *q.parameters()]:
+            p.requires_grad_(False)
+        gl, gf = d(fake)
+        loss = generator_loss(gl) - lam * mutual_information_lower_bound(q(gf), codes)["total"]
+        opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_g.step()
+        for p in [*d.parameters(), *q.parameters()]:
+            p.requires_grad_(True)
+    _sync(device)
+    return batch * iters / (time.perf_counter() - start)
+
+
+def data_rates(device: torch.device, batch: int, n: int = 50) -> dict[str, float]:
+    """Images/s each data source renders on `device` (keys -> images), whole batches."""
+    from infogan_pl.data import BasicPropDataModule, MNISTDataModule
+    from infogan_pl.data.sampling import on_device
+
+    sources = {
+        f"basicprop {v}, noise {noise}": BasicPropDataModule(v, batch_size=batch, noise=noise).train_set
+        for v in ("line", "rectangles")
+        for noise in ("none", "both")
+    }
+    try:
+        dm = MNISTDataModule(data_dir="data", batch_size=batch, download=False)
+        dm.setup()
+        sources["mnist"] = dm.train_set
+    except RuntimeError:
+        pass
+    rates = {}
+    for name, ds in sources.items():
+        ds = on_device(ds, device)
+        keys = torch.randint(0, len(ds), (n, batch), device=device)
+        ds[keys[0]]
+        _sync(device)
+        t = time.perf_counter()
+        for k in keys:
+            ds[k]
+        _sync(device)
+        rates[name] = batch * n / (time.perf_counter() - t)
+    return rates
+
+
+def one_batch_size(batch: int, iters: int, accelerator: str, out: str) -> dict:
+    rate = framework_rate(batch, iters, 2, accelerator, ["trainer.enable_progress_bar=false"], out)
+    peak = (
+        torch.cuda.max_memory_allocated() / 2**20
+        if torch.cuda.is_available() and accelerator != "cpu"
+        else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    )
+    return {"batch": batch, "images_per_s": rate, "peak_mib": peak}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--iters", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--accelerator", default="auto")
+    parser.add_argument("--max-batch", type=int, default=1024)
+    parser.add_argument("--variants", default="", help="comma-separated extra override sets, ';'-separated")
+    parser.add_argument("--out", default="outputs/bench_speed")
+    parser.add_argument("--one-batch-size", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    import logging
+
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    if args.one_batch_size:
+        print(json.dumps(one_batch_size(args.one_batch_size, args.iters, args.accelerator, args.out)))
+        return 0
+    device = torch.device("cuda" if torch.cuda.is_available() and args.accelerator != "cpu" else "cpu")
+    print(
+        f"device: {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, batch {args.batch}"
+    )
+
+    print("\n## Parity (images/s; alternating rounds after warm-up)")
+    fw, pl = [], []
+    for r in range(args.rounds):
+        fw.append(framework_rate(args.batch, args.iters, args.warmup, args.accelerator, [], args.out))
+        pl.append(plain_rate(args.batch, args.iters, args.warmup, args.accelerator, args.out))
+        print(f"round {r}: framework {fw[-1]:.1f}, plain loop {pl[-1]:.1f}, ratio {fw[-1] / pl[-1]:.3f}")
+    ratio = sum(fw) / sum(pl)
+    mean_fw, mean_pl = sum(fw) / len(fw), sum(pl) / len(pl)
+    print(f"| framework | plain | ratio |\n|---|---|---|\n| {mean_fw:.1f} | {mean_pl:.1f} | {ratio:.3f} |")
+
+    print("\n## Data (images/s rendered on the device) vs the step's consumption")
+    step = sum(pl) / len(pl)
+    print("| source | images/s | x step |\n|---|---|---|")
+    for name, rate in data_rates(device, args.batch).items():
+        print(f"| {name} | {rate:.0f} | {rate / step:.0f}x |")
+
+    if args.variants:
+        print("\n## Fast paths (framework images/s; same measurement)")
+        base = sum(fw) / len(fw)
+        print(f"| settings | images/s | vs default |\n|---|---|---|\n| default (32-true) | {base:.1f} | 1.00 |")
+        for variant in args.variants.split(";"):
+            extra = [v for v in variant.split(",") if v]
+            rate = framework_rate(args.batch, args.iters, args.warmup, args.accelerator, extra, args.out)
+            print(f"| {' '.join(extra)} | {rate:.1f} | {rate / base:.2f} |")
+
+    print("\n## Batch size (framework images/s, peak memory; one subprocess each)")
+    print("| batch | images/s | peak MiB |\n|---|---|---|")
+    b = 64
+    while b <= args.max_batch:
+        cmd = [
+            sys.executable,
+            "-m",
+            "infogan_pl.bench.speed",
+            "--one-batch-size",
+            str(b),
+            "--iters",
+            str(max(3, args.iters // 10)),
+            "--accelerator",
+            args.accelerator,
+            "--out",
+            args.out,
+        ]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            print(f"| {b} | failed (out of memory?) | |")
+            break
+        row = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"| {b} | {row['images_per_s']:.1f} | {row['peak_mib']:.0f} |")
+        b *= 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
