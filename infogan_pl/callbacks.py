@@ -101,6 +101,6 @@ class PreemptionCheckpoint(L.Callback):
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if isinstance(exception, SIGTERMException) and trainer.checkpoint_callback is not None:
             path = Path(trainer.checkpoint_callback.dirpath) / "last.ckpt"
-            trainer.save_checkpoint(path)
+            trainer.save_checkpoint(path, weights_only=False)
             if trainer.is_global_zero:
                 print(f"SIGTERM at iteration {pl_module.iteration}: saved {path}; resume with ckpt_path=last")

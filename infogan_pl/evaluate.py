@@ -35,10 +35,11 @@ def load_checkpoint(path: str | Path, overrides: DictConfig | None = None, devic
     datamodule = instantiate(cfg.data)
     datamodule.setup("validate")
     latent, noise = instantiate(cfg.latent), instantiate(cfg.noise)
-    model = instantiate(cfg.model, _partial_=True)(latent=latent, noise=noise, channels=datamodule.channels)
+    loss = instantiate(cfg.loss) if "loss" in cfg else None
+    model = instantiate(cfg.model, _partial_=True)(latent=latent, noise=noise, loss=loss, channels=datamodule.channels)
     model.load_state_dict(ckpt["state_dict"])
     model.to(device).eval()
-    iteration = ckpt.get("global_step", 0) // model.steps_per_iteration
+    iteration = ckpt.get("iteration", 0)
     return cfg, datamodule, model, iteration
 
 

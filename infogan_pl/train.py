@@ -34,7 +34,8 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     noise = instantiate(cfg.noise)
     datamodule = instantiate(cfg.data)
     # partial first: Hydra would turn a dataclass passed as a kwarg (the LatentSpec) back into a config
-    model = instantiate(cfg.model, _partial_=True)(latent=latent, noise=noise, channels=datamodule.channels)
+    loss = instantiate(cfg.loss)
+    model = instantiate(cfg.model, _partial_=True)(latent=latent, noise=noise, loss=loss, channels=datamodule.channels)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     callbacks += [ConfigInCheckpoint(OmegaConf.to_container(cfg, resolve=True)), PreemptionCheckpoint()]
     if not cfg.trainer.get("enable_progress_bar", True):  # trainer.enable_progress_bar=false wins over the callback
@@ -59,7 +60,7 @@ def train(cfg: DictConfig) -> float:
         lg.log_hyperparams(config)
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     if trainer.checkpoint_callback is not None:  # ModelCheckpoint keeps last.ckpt at the last periodic save only
-        trainer.save_checkpoint(Path(trainer.checkpoint_callback.dirpath) / "last.ckpt")
+        trainer.save_checkpoint(Path(trainer.checkpoint_callback.dirpath) / "last.ckpt", weights_only=False)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}  # validate() replaces callback_metrics
     if not model.nan_message:
         trainer.validate(model, datamodule=datamodule, verbose=False)

@@ -50,6 +50,12 @@ def _check_model(cfg: DictConfig) -> None:
     betas = list(model.get("betas", [0.5, 0.999]))
     if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
         raise ConfigError(f"model.betas must be two numbers in [0, 1), got {betas}.")
+    if model.get("nan_policy", "stop") not in ("stop", "rollback"):
+        raise ConfigError(f"model.nan_policy must be stop or rollback, got {model.nan_policy!r}.")
+    if model.get("d_steps_per_g", 1) < 1:
+        raise ConfigError(f"model.d_steps_per_g must be >= 1, got {model.d_steps_per_g}.")
+    if "loss" in cfg:
+        _build(cfg.loss)  # unknown options and label smoothing outside [0, 0.5) are refused there
     latent = _build(cfg.latent)  # LatentSpec refuses empty specs, sizes < 2, bad priors
     if model._target_.endswith("InfoGAN") and not latent.has_codes:
         raise ConfigError("model InfoGAN needs latent codes: use model=gan for z only, or set latent.categorical.")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
-from pathlib import Path
 
 import lightning as L
 import torch
@@ -12,66 +10,81 @@ from torch import Tensor, nn
 
 from infogan_pl.checkpointing import rng_state, set_rng_state
 from infogan_pl.latent import Codes, LatentSpec
-from infogan_pl.losses import discriminator_loss, generator_loss
+from infogan_pl.losses import AdversarialLoss, NonSaturating, gradient_penalty
+from infogan_pl.models.guard import NaNGuard
 from infogan_pl.nets import Discriminator, Generator
 from infogan_pl.noise import InstanceNoise
 
-log = logging.getLogger(__name__)
 PROGRESS_BAR = ("loss/d", "loss/g", "mi/total")
 
 
-class NonFiniteLoss(RuntimeError):
-    """A loss became NaN or infinite; training stopped before the update that would have spread it."""
-
-
 class GAN(L.LightningModule):
-    """Vanilla GAN (Goodfellow et al.) with the InfoGAN MNIST networks and a non-saturating G loss.
+    """Vanilla GAN (Goodfellow et al.) with the InfoGAN MNIST networks; the adversarial `loss` is configurable.
 
-    Per batch: a D step (D trunk + D head, BCE on real vs detached fake), then a G step (G only). Both players see
-    the data through `noise` (instance noise, fresh every step). Lightning counts every optimizer step, so one
-    iteration is `steps_per_iteration` (2) of `trainer.global_step`.
+    Per batch (an iteration): a D step (D trunk + D head, `loss` on real vs detached fake, plus the gradient penalty
+    for WGAN-GP); every `d_steps_per_g`-th batch also a G step (G only). Both players see the data through `noise`
+    (instance noise, fresh every step). Lightning's `trainer.max_steps` counts optimizer steps: with
+    d_steps_per_g = 1 an iteration is 2 of them.
     """
-
-    steps_per_iteration = 2
 
     def __init__(
         self,
         latent: LatentSpec,
         noise: InstanceNoise | None = None,
+        loss: AdversarialLoss | None = None,
         generator: Callable[..., nn.Module] = Generator,
         discriminator: Callable[..., nn.Module] = Discriminator,
         lr_d: float = 2e-4,
         lr_g: float = 1e-3,
         betas: tuple[float, float] = (0.5, 0.999),
+        optimizer_d: Callable | None = None,
+        optimizer_g: Callable | None = None,
+        scheduler: Callable | None = None,
+        d_steps_per_g: int = 1,
         channels: int = 1,
         channels_last: bool = False,
         compile: bool = False,
         compile_mode: str = "default",
+        nan_policy: str = "stop",
         nan_check_every: int = 50,
+        nan_snapshot_every: int = 100,
+        nan_lr_factor: float = 0.5,
+        nan_max_rollbacks: int = 3,
     ) -> None:
         super().__init__()
         if lr_d <= 0 or lr_g <= 0:
             raise ValueError(f"learning rates must be > 0, got model.lr_d={lr_d}, model.lr_g={lr_g}.")
+        if d_steps_per_g < 1:
+            raise ValueError(f"model.d_steps_per_g must be >= 1, got {d_steps_per_g}.")
         self.automatic_optimization = False
         self.latent = latent
         self.noise = noise if noise is not None else InstanceNoise()
+        self.loss = loss if loss is not None else NonSaturating()
         self.generator = generator(input_dim=latent.input_dim, channels=channels)
         self.discriminator = discriminator(channels=channels)
         self.lr_d, self.lr_g, self.betas = float(lr_d), float(lr_g), tuple(float(b) for b in betas)
-        self.nan_iteration: int | None = None
-        self.nan_message: str | None = None
+        self.optimizer_d, self.optimizer_g, self.scheduler = optimizer_d, optimizer_g, scheduler
+        self.d_steps_per_g = int(d_steps_per_g)
         self.channels_last, self.compile_mode = channels_last, compile_mode if compile else None
-        self.nan_check_every = int(nan_check_every)
-        self._nonfinite: Tensor | None = None  # on an accelerator: flags gathered on device, read every N iterations
+        self.guard = NaNGuard(nan_policy, nan_check_every, nan_snapshot_every, nan_lr_factor, nan_max_rollbacks)
+        self._iteration = 0  # batches trained on; saved in checkpoints
 
     # ------------------------------------------------------------------ optimizers
     def discriminator_param_groups(self) -> list[dict]:
         return [{"params": list(self.discriminator.parameters()), "lr": self.lr_d}]
 
+    def _optimizer(self, factory: Callable | None, params, lr: float):
+        if factory is None:
+            return torch.optim.Adam(params, lr=lr, betas=self.betas)
+        return factory(params, lr=lr)
+
     def configure_optimizers(self):
-        opt_d = torch.optim.Adam(self.discriminator_param_groups(), betas=self.betas)
-        opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.lr_g, betas=self.betas)
-        return opt_d, opt_g
+        """[D (+ Q) optimizer, G optimizer], Adam(betas) unless model.optimizer_d / optimizer_g say otherwise."""
+        opt_d = self._optimizer(self.optimizer_d, self.discriminator_param_groups(), self.lr_d)
+        opt_g = self._optimizer(self.optimizer_g, self.generator.parameters(), self.lr_g)
+        if self.scheduler is None:
+            return opt_d, opt_g
+        return [opt_d, opt_g], [self.scheduler(opt_d), self.scheduler(opt_g)]
 
     def configure_model(self) -> None:
         """Fast paths chosen in the config: channels-last memory format and torch.compile of G and D."""
@@ -84,8 +97,16 @@ class GAN(L.LightningModule):
     # ------------------------------------------------------------------ training
     @property
     def iteration(self) -> int:
-        """Completed training iterations (batches), whatever the number of optimizer steps in each."""
-        return self.global_step // self.steps_per_iteration
+        """Training iterations (batches) completed."""
+        return self._iteration
+
+    @property
+    def nan_iteration(self) -> int | None:
+        return self.guard.stopped_at
+
+    @property
+    def nan_message(self) -> str | None:
+        return self.guard.message
 
     def sample(self, batch: int) -> tuple[Tensor, Codes]:
         return self.latent.sample(batch, device=self.device)
@@ -99,38 +120,46 @@ class GAN(L.LightningModule):
         if self.channels_last:
             real = real.contiguous(memory_format=torch.channels_last)
         opt_d, opt_g = self.optimizers()
-        it = self.iteration
+        it = self._iteration
+        self.guard.maybe_snapshot(self, it)
         g_input, codes = self.sample(real.shape[0])
         fake = self.generator(g_input)
 
         with self.toggled_optimizer(opt_d):
             real_logits, _ = self.discriminator(self.noise(real, it))
             fake_logits, fake_features = self.discriminator(self.noise(fake.detach(), it))
-            loss_d = discriminator_loss(real_logits, fake_logits)
+            loss_d = self.loss.d_loss(real_logits, fake_logits)
+            if self.loss.penalty_weight:
+                penalty = gradient_penalty(self.discriminator, self.noise(real, it), self.noise(fake.detach(), it))
+                loss_d = loss_d + self.loss.penalty_weight * penalty
             loss_q, mi = self.q_loss(fake_features, codes)
-            if not self._finite_or_stop("loss/d", loss_d) or not self._finite_or_stop("loss/q", loss_q):
+            if not self.guard.finite(self, "loss/d", loss_d) or not self.guard.finite(self, "loss/q", loss_q):
+                self._iteration += 1
                 return
             self._optimizer_step(opt_d, loss_d + loss_q)
 
-        with self.toggled_optimizer(opt_g):
-            g_logits, g_features = self.discriminator(self.noise(fake, it))
-            loss_g = generator_loss(g_logits) + self.generator_info_loss(g_features, codes)
-            if not self._finite_or_stop("loss/g", loss_g):
-                return
-            self._optimizer_step(opt_g, loss_g)
+        metrics = {"loss/d": loss_d.detach(), "noise/std": self.noise.std_at(it)}
+        if (it + 1) % self.d_steps_per_g == 0:
+            with self.toggled_optimizer(opt_g):
+                g_logits, g_features = self.discriminator(self.noise(fake, it))
+                loss_g = self.loss.g_loss(g_logits) + self.generator_info_loss(g_features, codes)
+                if not self.guard.finite(self, "loss/g", loss_g):
+                    self._iteration += 1
+                    return
+                self._optimizer_step(opt_g, loss_g)
+            metrics["loss/g"] = loss_g.detach()
+        self._iteration += 1
+        for sched in self.lr_schedulers() or []:
+            sched.step()
 
-        d_real, d_fake = (
-            torch.sigmoid(real_logits.detach()).mean(),
-            torch.sigmoid(fake_logits.detach()).mean(),
-        )
-        metrics = {
-            "loss/d": loss_d.detach(),
-            "loss/g": loss_g.detach(),
-            "d/real": d_real,
-            "d/fake": d_fake,
-            "d/fake_over_real": d_fake / d_real,
-            "noise/std": self.noise.std_at(it),
-        }
+        real_score, fake_score = real_logits.detach().mean(), fake_logits.detach().mean()
+        if self.loss.bounded:
+            d_real, d_fake = torch.sigmoid(real_logits.detach()).mean(), torch.sigmoid(fake_logits.detach()).mean()
+            metrics.update({"d/real": d_real, "d/fake": d_fake, "d/fake_over_real": d_fake / d_real})
+        else:  # critic scores are not probabilities
+            metrics.update({"d/real": real_score, "d/fake": fake_score, "d/gap": real_score - fake_score})
+        if self.guard.policy == "rollback":
+            metrics["nan/rollbacks"] = float(self.guard.rollbacks)
         if mi:
             metrics["loss/q"] = loss_q.detach()
             metrics.update({f"mi/{name}": value.detach() for name, value in mi.items()})
@@ -150,40 +179,17 @@ class GAN(L.LightningModule):
         self.manual_backward(loss)
         opt.step()
 
-    def _finite_or_stop(self, name: str, loss: Tensor) -> bool:
-        """True if `loss` is finite; otherwise save the (still finite) state, stop the trainer and say where.
-
-        On the CPU every loss is checked before its update (a check costs nothing there). On an accelerator a
-        check is a host synchronization, so flags are gathered on the device and read every `nan_check_every`
-        iterations; training then stops at that read, naming the first iteration that went non-finite."""
-        if loss.device.type != "cpu":
-            bad = ~torch.isfinite(loss.detach())
-            self._nonfinite = bad if self._nonfinite is None else self._nonfinite | bad
-            if (self.iteration + 1) % self.nan_check_every or not bool(self._nonfinite):
-                return True
-        elif bool(torch.isfinite(loss)):
-            return True
-        self.nan_iteration = self.iteration
-        path = Path(self.trainer.default_root_dir) / "checkpoints" / "last_finite.ckpt"
-        ckpt_cb = self.trainer.checkpoint_callback
-        if ckpt_cb is not None and getattr(ckpt_cb, "dirpath", None):
-            path = Path(ckpt_cb.dirpath) / "last_finite.ckpt"
-        self.trainer.save_checkpoint(path)
-        self.nan_message = (
-            f"Non-finite {name} ({float(loss.detach())}) at iteration {self.nan_iteration}: training stopped, "
-            f"last finite state saved to {path}"
-        )
-        log.error(self.nan_message)
-        self.trainer.should_stop = True
-        return False
-
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Adds what a bit-for-bit resume needs beyond Lightning's state: every random generator."""
-        checkpoint["nan_iteration"] = self.nan_iteration
+        """Adds what a bit-for-bit resume needs beyond Lightning's state: every random generator, the iteration
+        and the NaN guard's state."""
+        checkpoint["iteration"] = self._iteration
+        checkpoint["nan_iteration"] = self.guard.stopped_at
+        checkpoint["nan_rollbacks"] = self.guard.rollbacks
         checkpoint["rng_states"] = rng_state()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.nan_iteration = checkpoint.get("nan_iteration")
+        self._iteration = checkpoint.get("iteration", 0)
+        self.guard.rollbacks = checkpoint.get("nan_rollbacks", 0)
         if "rng_states" in checkpoint:
             set_rng_state(checkpoint["rng_states"])
 
@@ -193,4 +199,5 @@ class GAN(L.LightningModule):
         whether D memorizes). Code metrics come from the Evaluation callback."""
         images, _ = batch
         logits, _ = self.discriminator(images)
-        self.log("val/d_real", torch.sigmoid(logits).mean(), on_epoch=True, sync_dist=True)
+        score = torch.sigmoid(logits) if self.loss.bounded else logits
+        self.log("val/d_real", score.mean(), on_epoch=True, sync_dist=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from infogan_pl.nets.mnist import init_weights
+from infogan_pl.nets.mnist import init_weights, norm_layer
 
 _SIZES = (32, 64)
 
@@ -49,10 +49,11 @@ class ConvGenerator(nn.Module):
 class ConvDiscriminator(nn.Module):
     """Shared trunk + D head. (B, channels, S, S) -> (logit (B,), features (B, 256 * 4 * 4)).
 
-    Trunk: conv 64 lReLU -> conv 128 BN lReLU -> conv 256 BN lReLU (4x4 stride 2; 64x64 adds conv 256 BN lReLU).
+    Trunk: conv 64 lReLU -> conv 128 norm lReLU -> conv 256 norm lReLU (4x4 stride 2; 64x64 adds conv 256 norm
+    lReLU); norm is batch norm by default, layer norm (or none) for WGAN-GP.
     """
 
-    def __init__(self, channels: int = 3, image_size: int = 32, leaky_slope: float = 0.1) -> None:
+    def __init__(self, channels: int = 3, image_size: int = 32, leaky_slope: float = 0.1, norm: str = "batch") -> None:
         super().__init__()
         _check_size(image_size)
         convs = [(channels, 64, False), (64, 128, True), (128, 256, True)]
@@ -61,7 +62,7 @@ class ConvDiscriminator(nn.Module):
         layers: list[nn.Module] = []
         for c_in, c_out, bn in convs:
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=not bn)]
-            layers += [nn.BatchNorm2d(c_out)] if bn else []
+            layers += [norm_layer(norm, c_out, conv=True)] if bn else []
             layers += [nn.LeakyReLU(leaky_slope, inplace=True)]
         layers.append(nn.Flatten())
         self.trunk = nn.Sequential(*layers)

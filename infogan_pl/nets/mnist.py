@@ -14,7 +14,7 @@ def init_weights(module: nn.Module) -> None:
             nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
+        elif isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d | nn.GroupNorm | nn.LayerNorm) and m.weight is not None:
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
 
@@ -88,23 +88,35 @@ class QHead(nn.Module):
         return QOutput(logits, mean, log_std)
 
 
+def norm_layer(kind: str, features: int, conv: bool) -> nn.Module:
+    """batch: BatchNorm; layer: LayerNorm over all of a sample's features (GroupNorm(1, C) for conv maps), as
+    WGAN-GP needs (its penalty is per sample, so the critic must not mix samples); none: identity."""
+    if kind == "batch":
+        return nn.BatchNorm2d(features) if conv else nn.BatchNorm1d(features)
+    if kind == "layer":
+        return nn.GroupNorm(1, features) if conv else nn.LayerNorm(features)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"model.discriminator.norm must be batch, layer or none, got {kind!r}.")
+
+
 class Discriminator(nn.Module):
     """Shared trunk + D head (one logit). (B, channels, 28, 28) -> features (B, 1024) -> logit (B,).
 
-    Trunk: conv 4x4 s2 64 lReLU -> conv 4x4 s2 128 BN lReLU -> FC 1024 BN lReLU.
+    Trunk: conv 4x4 s2 64 lReLU -> conv 4x4 s2 128 norm lReLU -> FC 1024 norm lReLU (norm: batch by default).
     """
 
-    def __init__(self, channels: int = 1, leaky_slope: float = 0.1) -> None:
+    def __init__(self, channels: int = 1, leaky_slope: float = 0.1, norm: str = "batch") -> None:
         super().__init__()
         self.trunk = nn.Sequential(
             nn.Conv2d(channels, 64, 4, 2, 1),
             nn.LeakyReLU(leaky_slope, inplace=True),
             nn.Conv2d(64, 128, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(128),
+            norm_layer(norm, 128, conv=True),
             nn.LeakyReLU(leaky_slope, inplace=True),
             nn.Flatten(),
             nn.Linear(128 * 7 * 7, 1024, bias=False),
-            nn.BatchNorm1d(1024),
+            norm_layer(norm, 1024, conv=False),
             nn.LeakyReLU(leaky_slope, inplace=True),
         )
         self.head = nn.Linear(1024, 1)
