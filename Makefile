@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 DATA_DIR ?= data
 
-.PHONY: install train test test-slow bench bench-quality bench-speed lint format data clean
+.PHONY: install train test test-slow bench bench-quality bench-speed bench-rectangles lint format data clean
 
 install: $(STAMP)
 
@@ -49,3 +49,6 @@ bench-speed: $(STAMP)
 	$(PY) -m infogan_pl.bench.speed --variants "trainer.precision=bf16-mixed;model.channels_last=true;model.compile=true"
 
 bench: bench-speed bench-quality
+
+bench-rectangles: $(STAMP)
+	$(PY) -m infogan_pl.bench.rectangles --iterations $(or $(ITERATIONS),3000) --jobs $(or $(JOBS),1)

@@ -9,25 +9,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-
-def run_seed(seed: int, epochs: int, out: Path, threads: int, extra: list[str]) -> subprocess.Popen | None:
-    run_dir = out / f"seed{seed}"
-    if (run_dir / "summary.json").is_file():
-        return None
-    cmd = [sys.executable, "-m", "infogan_pl", "experiment=mnist_infogan", f"seed={seed}"]
-    cmd += [f"trainer.max_epochs={epochs}", "trainer.max_steps=-1", "trainer.val_check_interval=1.0"]
-    cmd += ["trainer.check_val_every_n_epoch=1", "trainer.enable_progress_bar=false", f"hydra.run.dir={run_dir}"]
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    run_dir.mkdir(parents=True, exist_ok=True)
-    log = open(run_dir / "bench.log", "w")  # noqa: SIM115 - closed with the process
-    return subprocess.Popen([*cmd, *extra], stdout=log, stderr=subprocess.STDOUT, env=env)
+from infogan_pl.bench.launch import run_jobs
 
 
 def per_epoch(run_dir: Path) -> list[float]:
@@ -45,22 +33,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("outputs/bench_quality"))
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every seed")
     args = parser.parse_args(argv)
-    threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
     # The LeNet used by the per-epoch evaluation is trained once here, not by several jobs at the same time.
     subprocess.run([sys.executable, "-m", "infogan_pl.metrics.lenet", "--data-dir", "data"], check=True)
-    start, pending, running = time.time(), list(range(args.seeds)), []
-    while pending or running:
-        while pending and len(running) < args.jobs:
-            seed = pending.pop(0)
-            proc = run_seed(seed, args.epochs, args.out, threads, args.overrides)
-            if proc is not None:
-                running.append((seed, proc))
-        for seed, proc in list(running):
-            if proc.poll() is not None:
-                running.remove((seed, proc))
-                if proc.returncode != 0:
-                    print(f"seed {seed} failed (exit {proc.returncode}): see {args.out / f'seed{seed}' / 'bench.log'}")
-        time.sleep(5)
+    start = time.time()
+    epochs = [f"trainer.max_epochs={args.epochs}", "trainer.max_steps=-1", "trainer.val_check_interval=1.0"]
+    epochs.append("trainer.check_val_every_n_epoch=1")
+    jobs = {f"seed{k}": ["experiment=mnist_infogan", f"seed={k}", *epochs, *args.overrides] for k in range(args.seeds)}
+    run_jobs(jobs, args.out, args.jobs, args.threads)
     print(f"mnist_infogan, {args.seeds} seeds x {args.epochs} epochs, {time.time() - start:.0f} s wall")
     header = ["seed"] + [f"acc ep{e + 1}" for e in range(args.epochs)] + ["L_I cat0", "L_I cont0", "L_I cont1"]
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
