@@ -7,6 +7,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from torchvision.io import ImageReadMode, read_image
 
 from infogan_pl.figures import mi_curve, mi_heatmap, save_grids, save_mi_table, traversal_grids
 from infogan_pl.loggers import log_mi_panel
@@ -70,12 +71,17 @@ class Evaluation(L.Callback):
             pl_module.log(name, value, rank_zero_only=True, prog_bar=name == "metric/cat_acc")
             if name.startswith("mi/eval_") and name != "mi/eval_total":
                 self.history.setdefault(name.removeprefix("mi/eval_"), []).append((it, value))
+        figures = []
         if self.history:
             log_mi_panel(trainer, self.history)
-            mi_curve(self.history, pl_module.latent.entropies(), self.dirpath / "mi_curve.png")
+            figures.append(mi_curve(self.history, pl_module.latent.entropies(), self.dirpath / "mi_curve.png"))
         if result.mi_matrix is not None:
-            mi_heatmap(result.mi_matrix, result.code_labels, result.factor_labels, self.dirpath / "mi_heatmap.png")
-            save_mi_table(result.mi_matrix, result.code_labels, result.factor_labels, self.dirpath / "mi_table.csv")
+            labels = (result.code_labels, result.factor_labels)
+            figures.append(mi_heatmap(result.mi_matrix, *labels, self.dirpath / "mi_heatmap.png"))
+            save_mi_table(result.mi_matrix, *labels, self.dirpath / "mi_table.csv")
+        if figures:
+            images = {f"figures/{p.stem}": read_image(str(p), ImageReadMode.RGB).float() / 255 for p in figures}
+            log_images(trainer, images, trainer.global_step)
 
     def state_dict(self) -> dict:
         return {"history": {k: [list(p) for p in v] for k, v in self.history.items()}}
