@@ -18,10 +18,11 @@ from pathlib import Path
 from infogan_pl.bench.launch import run_jobs
 
 
-def per_epoch(run_dir: Path) -> list[float]:
+def per_epoch(run_dir: Path, epochs: int) -> list[float]:
+    """metric/cat_acc after each epoch (the run's closing validation repeats the last one and is dropped)."""
     with open(run_dir / "csv" / "metrics.csv") as f:
         rows = [r for r in csv.DictReader(f) if r.get("metric/cat_acc")]
-    return [float(r["metric/cat_acc"]) for r in rows]
+    return [float(r["metric/cat_acc"]) for r in rows][:epochs]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = args.out / f"seed{seed}"
         if not (run_dir / "summary.json").is_file():
             continue
-        accs = per_epoch(run_dir)
+        accs = per_epoch(run_dir, args.epochs)
         m = json.loads((run_dir / "summary.json").read_text())["metrics"]
         li = [m.get(f"mi/eval_{c}", float("nan")) for c in ("cat0", "cont0", "cont1")]
         finals.append(accs[-1])
@@ -56,9 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         print("| " + " | ".join([str(seed), *(f"{a:.3f}" for a in accs), *(f"{v:.3f}" for v in li)]) + " |")
     if finals:
         med = [statistics.median(col) for col in zip(*lis, strict=True)]
+        blanks = [""] * (args.epochs - 1)
         print(
-            f"| median | {' | '.join([''] * (args.epochs - 1))} | {statistics.median(finals):.3f} | "
-            + " | ".join(f"{v:.3f}" for v in med)
+            "| "
+            + " | ".join(["median", *blanks, f"{statistics.median(finals):.3f}", *(f"{v:.3f}" for v in med)])
             + " |"
         )
     return 0 if len(finals) == args.seeds else 1
