@@ -21,7 +21,7 @@ train: $(STAMP)
 	$(PY) -m infogan_pl $(ARGS)
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=10
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
