@@ -140,4 +140,3 @@ class BasicPropDataModule(BatchDataModule):
 
         factors, valid, _ = decode_basicprop(images, self.train_set.variant)
         return factors, valid
-

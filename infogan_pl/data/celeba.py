@@ -120,7 +120,12 @@ class CelebADataModule(BatchDataModule):
         if source not in ("torchvision", "image_folder"):
             raise ValueError(f"data.source must be 'torchvision' or 'image_folder', got {source!r}.")
         self.data_dir, self.source, self.image_size, self.crop = Path(data_dir), source, int(image_size), int(crop)
-        self.batch_size, self.download, self.verify_md5, self.preprocess = int(batch_size), download, verify_md5, preprocess
+        self.batch_size, self.download, self.verify_md5, self.preprocess = (
+            int(batch_size),
+            download,
+            verify_md5,
+            preprocess,
+        )
         self.num_workers, self.pin_memory, self.seed = int(num_workers), pin_memory, int(seed)
         self.channels = 3
         self.factor_names: list[str] = []
@@ -143,8 +148,12 @@ class CelebADataModule(BatchDataModule):
             return ImageFolderFaces(self.data_dir, split, self.transform)
         try:
             ds = _CelebA(
-                str(self.data_dir), split=split, target_type="attr", transform=self.transform,
-                download=self.download, verify_md5=self.verify_md5,
+                str(self.data_dir),
+                split=split,
+                target_type="attr",
+                transform=self.transform,
+                download=self.download,
+                verify_md5=self.verify_md5,
             )
         except (RuntimeError, OSError):
             raise _missing_celeba(self.data_dir) from None
@@ -197,8 +206,13 @@ class CelebADataModule(BatchDataModule):
         if world > 1:
             sampler = DistributedSampler(ds, world, self.trainer.global_rank, shuffle=shuffle, seed=self.seed)
         return DataLoader(
-            ds, batch_size=self.batch_size, shuffle=shuffle and sampler is None, sampler=sampler, drop_last=shuffle,
-            num_workers=self.num_workers, pin_memory=self.pin_memory and torch.cuda.is_available(),
+            ds,
+            batch_size=self.batch_size,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
+            drop_last=shuffle,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.num_workers > 0,
             generator=own_generator(self.seed),
         )

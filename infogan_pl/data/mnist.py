@@ -28,7 +28,9 @@ class ImageTensorDataset(Dataset):
         if self.images.device == device:
             return self
         if device not in self._copies:
-            self._copies[device] = ImageTensorDataset(self.images.to(device), self.factors.to(device), self.factor_names)
+            self._copies[device] = ImageTensorDataset(
+                self.images.to(device), self.factors.to(device), self.factor_names
+            )
         return self._copies[device]
 
     def __len__(self) -> int:
@@ -39,7 +41,10 @@ class ImageTensorDataset(Dataset):
         return self.images[index].float().div_(127.5).sub_(1.0), self.factors[index]
 
 
-IDX_FILES = {True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"), False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+IDX_FILES = {  # train split -> (images, labels) as torchvision names them in MNIST/raw
+    True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
 
 
 def check_idx(path: Path, ndim: int) -> int:

@@ -73,8 +73,13 @@ class ResumableLoader(DataLoader):
 
     def __init__(self, dataset: Dataset, sampler: EpochBatchSampler, position, num_workers: int = 0, pin_memory=False):
         super().__init__(
-            dataset, batch_size=None, sampler=sampler, num_workers=num_workers, pin_memory=pin_memory,
-            persistent_workers=num_workers > 0, generator=own_generator(sampler.seed),
+            dataset,
+            batch_size=None,
+            sampler=sampler,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            persistent_workers=num_workers > 0,
+            generator=own_generator(sampler.seed),
         )
         self.position = position
 
@@ -89,8 +94,13 @@ class ResumableLoader(DataLoader):
 def batch_loader(dataset: Dataset, sampler: EpochBatchSampler, num_workers: int = 0, pin_memory: bool = False):
     """A DataLoader whose dataset renders whole batches: `dataset[keys]` -> (images, factors)."""
     return DataLoader(
-        dataset, batch_size=None, sampler=sampler, num_workers=num_workers, pin_memory=pin_memory,
-        persistent_workers=num_workers > 0, generator=own_generator(sampler.seed),
+        dataset,
+        batch_size=None,
+        sampler=sampler,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=num_workers > 0,
+        generator=own_generator(sampler.seed),
     )
 
 
