@@ -72,15 +72,7 @@ class ResumableLoader(DataLoader):
     """
 
     def __init__(self, dataset: Dataset, sampler: EpochBatchSampler, position, num_workers: int = 0, pin_memory=False):
-        super().__init__(
-            dataset,
-            batch_size=None,
-            sampler=sampler,
-            num_workers=num_workers,
-            pin_memory=pin_memory,
-            persistent_workers=num_workers > 0,
-            generator=own_generator(sampler.seed),
-        )
+        super().__init__(dataset, **_batch_loader_kwargs(sampler, num_workers, pin_memory))
         self.position = position
 
     def state_dict(self) -> dict:
@@ -92,16 +84,20 @@ class ResumableLoader(DataLoader):
 
 
 def batch_loader(dataset: Dataset, sampler: EpochBatchSampler, num_workers: int = 0, pin_memory: bool = False):
-    """A DataLoader whose dataset renders whole batches: `dataset[keys]` -> (images, factors)."""
-    return DataLoader(
-        dataset,
-        batch_size=None,
-        sampler=sampler,
-        num_workers=num_workers,
-        pin_memory=pin_memory,
-        persistent_workers=num_workers > 0,
-        generator=own_generator(sampler.seed),
-    )
+    """A DataLoader over key batches (no resume state: validation always starts at the beginning)."""
+    return DataLoader(dataset, **_batch_loader_kwargs(sampler, num_workers, pin_memory))
+
+
+def _batch_loader_kwargs(sampler: EpochBatchSampler, num_workers: int, pin_memory: bool) -> dict:
+    """The sampler yields whole key batches, so the DataLoader does no batching of its own."""
+    return {
+        "batch_size": None,
+        "sampler": sampler,
+        "num_workers": num_workers,
+        "pin_memory": pin_memory,
+        "persistent_workers": num_workers > 0,
+        "generator": own_generator(sampler.seed),
+    }
 
 
 def own_generator(seed: int) -> torch.Generator:

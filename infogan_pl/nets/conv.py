@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from infogan_pl.nets.mnist import init_weights, norm_layer
+from infogan_pl.nets.mnist import TrunkAndHead, init_weights, norm_layer
 
 _SIZES = (32, 64)
 
@@ -46,7 +46,7 @@ class ConvGenerator(nn.Module):
         return self.net(latent)
 
 
-class ConvDiscriminator(nn.Module):
+class ConvDiscriminator(TrunkAndHead):
     """Shared trunk + D head. (B, channels, S, S) -> (logit (B,), features (B, 256 * 4 * 4)).
 
     Trunk: conv 64 lReLU -> conv 128 norm lReLU -> conv 256 norm lReLU (4x4 stride 2; 64x64 adds conv 256 norm
@@ -69,10 +69,3 @@ class ConvDiscriminator(nn.Module):
         self.feature_dim = 256 * 4 * 4
         self.head = nn.Linear(self.feature_dim, 1)
         init_weights(self)
-
-    def features(self, x: Tensor) -> Tensor:
-        return self.trunk(x)
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        h = self.trunk(x)
-        return self.head(h).squeeze(1), h

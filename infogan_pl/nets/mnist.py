@@ -100,7 +100,23 @@ def norm_layer(kind: str, features: int, conv: bool) -> nn.Module:
     raise ValueError(f"model.discriminator.norm must be batch, layer or none, got {kind!r}.")
 
 
-class Discriminator(nn.Module):
+class TrunkAndHead(nn.Module):
+    """A discriminator as the models use it: `trunk` (shared with Q) -> features, `head` -> one logit."""
+
+    trunk: nn.Module
+    head: nn.Module
+    feature_dim: int
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.trunk(x)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Returns (logit (B,), features (B, feature_dim))."""
+        h = self.trunk(x)
+        return self.head(h).squeeze(1), h
+
+
+class Discriminator(TrunkAndHead):
     """Shared trunk + D head (one logit). (B, channels, 28, 28) -> features (B, 1024) -> logit (B,).
 
     Trunk: conv 4x4 s2 64 lReLU -> conv 4x4 s2 128 norm lReLU -> FC 1024 norm lReLU (norm: batch by default).
@@ -122,11 +138,3 @@ class Discriminator(nn.Module):
         self.head = nn.Linear(1024, 1)
         self.feature_dim = 1024
         init_weights(self)
-
-    def features(self, x: Tensor) -> Tensor:
-        return self.trunk(x)
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Returns (logit (B,), features (B, 1024))."""
-        h = self.trunk(x)
-        return self.head(h).squeeze(1), h
