@@ -15,10 +15,14 @@ from infogan_pl.metrics.evaluation import Budget, evaluate_model
 
 
 def log_images(trainer: L.Trainer, images: dict[str, torch.Tensor], step: int) -> None:
-    """Send images (3, H, W) in [0, 1] to every active logger that takes images (W&B, TensorBoard)."""
+    """Send images (3, H, W) in [0, 1] to every active logger that takes images (W&B, TensorBoard).
+
+    One key per image: W&B shows a list under one key at a single size, so grids of different shapes must not share.
+    """
     for logger in trainer.loggers:
         if hasattr(logger, "log_image"):  # WandbLogger
-            logger.log_image(key="images", images=list(images.values()), caption=list(images), step=step)
+            for name, image in images.items():
+                logger.log_image(key=name, images=[image], step=step)
         elif hasattr(getattr(logger, "experiment", None), "add_image"):  # TensorBoardLogger
             for name, image in images.items():
                 logger.experiment.add_image(f"images/{name}", image, step)

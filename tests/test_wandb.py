@@ -58,7 +58,9 @@ def test_a_run_logs_losses_mi_and_images_to_an_offline_wandb_run(tmp_path, mnist
     ]
     keys = {key[0] for key, _ in items}
     assert {"loss/d", "loss/g", "mi/total", "metric/cat_acc", "trainer/global_step"} <= keys
-    assert (("images", "_type"), '"images/separated"') in items  # the traversal grids
+    image_keys = {key[0] for key, value in items if key[1:] == ("_type",) and value == '"images/separated"'}
+    assert image_keys and all(k.startswith(("traversal/", "figures/")) for k in image_keys), image_keys
+    assert any(k.startswith("traversal/cat0") for k in image_keys)  # one key per traversal grid
     config = [r for r in records if r.WhichOneof("record_type") == "config"]
     assert any(item.key == "model" and "lambda_info" in item.value_json for r in config for item in r.config.update)
     assert any(r.WhichOneof("record_type") == "exit" for r in records)  # the run was finished
