@@ -70,11 +70,14 @@ def compose_config(overrides: list[str], output_dir: Path) -> DictConfig:
         )
 
 
-def fit(model: L.LightningModule, datamodule: L.LightningDataModule, max_steps: int, root: Path) -> L.Trainer:
-    """A quiet CPU Trainer run of `max_steps` optimizer steps."""
+def fit(
+    model: L.LightningModule, datamodule: L.LightningDataModule, max_steps: int, root: Path, log_every: int = 1
+) -> L.Trainer:
+    """A quiet CPU Trainer run of `max_steps` optimizer steps; step metrics written every `log_every` batches."""
     trainer = L.Trainer(
         accelerator="cpu",
         max_steps=max_steps,
+        log_every_n_steps=log_every,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,

@@ -130,6 +130,15 @@ def test_training_logs_losses_mi_per_code_and_discriminator_probabilities(tmp_pa
     assert trainer.logged_metrics["mi/cat0"] <= math.log(10)
 
 
+def test_step_metrics_are_computed_only_on_the_batches_the_loggers_write(tmp_path, monkeypatch):
+    model = InfoGAN(SPEC)
+    calls = []
+    monkeypatch.setattr(model, "log", lambda name, value, **kw: calls.append((model.iteration, name)))
+    fit(model, _data(), max_steps=2 * 12, root=tmp_path, log_every=4)
+    assert sorted({it for it, _ in calls}) == [4, 8, 12]  # iterations done when batches 4, 8, 12 are written
+    assert {name for _, name in calls} >= {"loss/d", "loss/g", "mi/total"}
+
+
 def test_a_non_finite_loss_stops_training_at_that_iteration_and_saves_the_last_finite_state(tmp_path, caplog):
     torch.manual_seed(0)
     model = InfoGAN(SPEC)

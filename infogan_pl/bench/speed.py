@@ -4,18 +4,24 @@
    real run; validation outside the timed window) against a hand-written loop of the same networks, losses,
    optimizers, data and batch size, in one process, alternating rounds after a warm-up. Prints images/s and ratio.
 2. Data: images/s each DataModule renders on the device, against what one training step consumes.
-3. Batch sizes: images/s and peak memory per batch size (each in a fresh subprocess for an honest peak).
+3. Batch sizes: images/s and peak memory over the timed iterations per batch size (each in a fresh subprocess):
+   CUDA allocator peak, or on CPU the peak resident set size (reset before the window, so evaluation and start-up
+   allocations do not count; it includes the interpreter, torch and the model, about 0.8 GiB).
 4. Fast paths: precision / channels_last / torch.compile variants, measured the same way as (1).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -27,20 +33,42 @@ from infogan_pl.train import CONFIG_DIR, build
 
 
 class _Timer(L.Callback):
-    """Times training iterations [warmup, warmup + iters) of a fit."""
+    """Times training iterations [warmup, warmup + iters) of a fit, and the peak memory inside that window."""
 
     def __init__(self, warmup: int, iters: int) -> None:
-        self.warmup, self.iters, self.start, self.end = warmup, iters, None, None
+        self.warmup, self.iters, self.start, self.end, self.peak_mib = warmup, iters, None, None, None
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if pl_module.iteration == self.warmup:
             _sync(pl_module.device)
+            _reset_peak(pl_module.device)
             self.start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if pl_module.iteration == self.warmup + self.iters:
             _sync(pl_module.device)
             self.end = time.perf_counter()
+            self.peak_mib = _peak_mib(pl_module.device)
+
+
+def _reset_peak(device) -> None:
+    """Start a new peak: CUDA's allocator statistics, or the process's peak RSS (Linux: clear_refs 5)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        with contextlib.suppress(OSError):
+            Path("/proc/self/clear_refs").write_text("5")
+
+
+def _peak_mib(device) -> float:
+    """Peak CUDA memory allocated, or the peak resident set size of the process, since `_reset_peak`."""
+    if torch.device(device).type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the whole process's peak
 
 
 def _sync(device) -> None:
@@ -68,12 +96,24 @@ def _config(batch: int, accelerator: str, extra: list[str], out: str):
 
 
 def framework_rate(batch: int, iters: int, warmup: int, accelerator: str, extra: list[str], out: str) -> float:
-    cfg = _config(batch, accelerator, extra + [f"trainer.max_steps={2 * (warmup + iters + 1)}"], out)
-    datamodule, model, trainer = build(cfg)
-    timer = _Timer(warmup, iters)
-    trainer.callbacks.append(timer)
-    trainer.fit(model, datamodule=datamodule)
-    return batch * iters / (timer.end - timer.start)
+    return framework_run(batch, iters, warmup, accelerator, extra, out)[0]
+
+
+def framework_run(
+    batch: int, iters: int, warmup: int, accelerator: str, extra: list[str], out: str
+) -> tuple[float, float]:
+    """Images/s of the framework's training and its peak memory (MiB) over the timed iterations."""
+    Path(out).mkdir(parents=True, exist_ok=True)
+    run_dir = tempfile.mkdtemp(prefix="run-", dir=out)  # a fresh run dir: checkpoints of earlier fits don't pile up
+    try:
+        cfg = _config(batch, accelerator, extra + [f"trainer.max_steps={2 * (warmup + iters + 1)}"], run_dir)
+        datamodule, model, trainer = build(cfg)
+        timer = _Timer(warmup, iters)
+        trainer.callbacks.append(timer)
+        trainer.fit(model, datamodule=datamodule)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return batch * iters / (timer.end - timer.start), timer.peak_mib
 
 
 def plain_rate(batch: int, iters: int, warmup: int, accelerator: str, out: str) -> float:
@@ -130,7 +170,9 @@ def plain_rate(batch: int, iters: int, warmup: int, accelerator: str, out: str) 
     return batch * iters / (time.perf_counter() - start)
 
 
-def data_rates(device: torch.device, batch: int, n: int = 50, repeats: int = 3) -> dict[str, float]:
+def data_rates(
+    device: torch.device, batch: int, data_dir: str = "data", n: int = 50, repeats: int = 3
+) -> dict[str, float]:
     """Images/s each data source renders on `device` (keys -> images), whole batches, best of `repeats`."""
     from infogan_pl.data import BasicPropDataModule, MNISTDataModule
     from infogan_pl.data.sampling import on_device
@@ -141,11 +183,11 @@ def data_rates(device: torch.device, batch: int, n: int = 50, repeats: int = 3) 
         for noise in ("none", "both")
     }
     try:
-        dm = MNISTDataModule(data_dir="data", batch_size=batch, download=False)
+        dm = MNISTDataModule(data_dir=data_dir, batch_size=batch, download=False)
         dm.setup()
         sources["mnist"] = dm.train_set
-    except RuntimeError:
-        pass
+    except RuntimeError as err:
+        print(f"(MNIST left out of the data table: {err})")
     rates = {}
     for name, ds in sources.items():
         ds = on_device(ds, device)
@@ -164,12 +206,7 @@ def data_rates(device: torch.device, batch: int, n: int = 50, repeats: int = 3) 
 
 
 def one_batch_size(batch: int, iters: int, accelerator: str, out: str) -> dict:
-    rate = framework_rate(batch, iters, 2, accelerator, ["trainer.enable_progress_bar=false"], out)
-    peak = (
-        torch.cuda.max_memory_allocated() / 2**20
-        if torch.cuda.is_available() and accelerator != "cpu"
-        else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    )
+    rate, peak = framework_run(batch, iters, 2, accelerator, ["trainer.enable_progress_bar=false"], out)
     return {"batch": batch, "images_per_s": rate, "peak_mib": peak}
 
 
@@ -182,7 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--accelerator", default="auto")
     parser.add_argument("--max-batch", type=int, default=1024)
     parser.add_argument("--variants", default="", help="comma-separated extra override sets, ';'-separated")
+    parser.add_argument("--variant-rounds", type=int, default=3, help="rounds that also time the variants")
     parser.add_argument("--out", default="outputs/bench_speed")
+    parser.add_argument("--data-dir", default="data", help="MNIST for the data-side figure (skipped if absent)")
     parser.add_argument("--one-batch-size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     import logging
@@ -204,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         fw.append(framework_rate(args.batch, args.iters, args.warmup, args.accelerator, [], args.out))
         pl.append(plain_rate(args.batch, args.iters, args.warmup, args.accelerator, args.out))
         line = f"round {r}: framework {fw[-1]:.1f}, plain loop {pl[-1]:.1f}, ratio {fw[-1] / pl[-1]:.3f}"
-        for v, extra in variants.items():
+        for v, extra in variants.items() if r < args.variant_rounds else ():
             var[v].append(framework_rate(args.batch, args.iters, args.warmup, args.accelerator, extra, args.out))
             line += f"; {v} {var[v][-1]:.1f}"
         print(line, flush=True)
@@ -215,16 +254,17 @@ def main(argv: list[str] | None = None) -> int:
     print("\n## Data (images/s rendered on the device) vs the step's consumption")
     step = sum(pl) / len(pl)
     print("| source | images/s | x step |\n|---|---|---|")
-    for name, rate in data_rates(device, args.batch).items():
+    for name, rate in data_rates(device, args.batch, args.data_dir).items():
         print(f"| {name} | {rate:.0f} | {rate / step:.0f}x |")
 
     if variants:
         print("\n## Fast paths (framework images/s, mean over the rounds above)")
         print(f"| settings | images/s | vs default |\n|---|---|---|\n| default | {mean_fw:.1f} | 1.00 |")
         for v, rates in var.items():
-            print(f"| {' '.join(variants[v])} | {sum(rates) / len(rates):.1f} | {sum(rates) / sum(fw):.2f} |")
+            base = sum(fw[: len(rates)])  # the default's rates from the same rounds
+            print(f"| {' '.join(variants[v])} | {sum(rates) / len(rates):.1f} | {sum(rates) / base:.2f} |")
 
-    print("\n## Batch size (framework images/s, peak memory; one subprocess each)")
+    print("\n## Batch size (framework images/s, peak memory during training; one subprocess each)")
     print("| batch | images/s | peak MiB |\n|---|---|---|")
     b = 64
     while b <= args.max_batch:

@@ -1,0 +1,19 @@
+"""The benchmark commands run end to end at toy sizes and print their tables (the figures come from `make bench`)."""
+
+import re
+
+from infogan_pl.bench import speed
+
+
+def test_speed_bench_prints_parity_data_fast_path_and_batch_tables(tmp_path, capsys, mnist_dir):
+    args = ["--batch", "16", "--iters", "2", "--warmup", "1", "--rounds", "1", "--accelerator", "cpu"]
+    args += ["--variants", "model.channels_last=true", "--max-batch", "64", "--out", str(tmp_path)]
+    assert speed.main([*args, "--data-dir", str(mnist_dir)]) == 0
+    out = capsys.readouterr().out
+    ratio = re.search(r"^\| [\d.]+ \| [\d.]+ \| ([\d.]+) \|$", out, re.M)
+    assert ratio and float(ratio.group(1)) > 0
+    sources = re.findall(r"^\| (basicprop \w+, noise \w+|mnist) \| \d+ \| \d+x \|$", out, re.M)
+    assert len(sources) == 5  # line / rectangles x clean / noisy, and MNIST
+    assert re.search(r"^\| model.channels_last=true \| [\d.]+ \| [\d.]+ \|$", out, re.M)
+    assert re.search(r"^\| 64 \| [\d.]+ \| \d+ \|$", out, re.M)  # one batch size, run in its own process
+    assert not list(tmp_path.glob("run-*"))  # every fit's run dir was removed
