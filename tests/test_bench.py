@@ -10,7 +10,7 @@ def test_speed_bench_prints_parity_data_fast_path_and_batch_tables(tmp_path, cap
     args += ["--variants", "model.channels_last=true", "--max-batch", "64", "--out", str(tmp_path)]
     assert speed.main([*args, "--data-dir", str(mnist_dir)]) == 0
     out = capsys.readouterr().out
-    ratio = re.search(r"^\| [\d.]+ \| [\d.]+ \| ([\d.]+) \|$", out, re.M)
+    ratio = re.search(r"^\| [\d.]+ \| [\d.]+ \| ([\d.]+) \| [\d.]+ \|$", out, re.M)
     assert ratio and float(ratio.group(1)) > 0
     sources = re.findall(r"^\| (basicprop \w+, noise \w+|mnist) \| \d+ \| \d+x \|$", out, re.M)
     assert len(sources) == 5  # line / rectangles x clean / noisy, and MNIST

@@ -13,12 +13,13 @@ import torch
 from infogan_pl.data.mnist import load_mnist
 from infogan_pl.train import train
 from infogan_pl.validation import ConfigError, validate
-from tests.helpers import compose_config, tiny_overrides, write_mnist_idx
+from tests.helpers import SMALL_NETS, compose_config, tiny_overrides, write_mnist_idx
 
 ROOT = Path(__file__).resolve().parent.parent
 # 50 iterations over 3+ epochs of 16 batches, data-level and instance noise: every source of randomness in play
 RESUME = [
     "experiment=basicprop_line",
+    *SMALL_NETS,
     "logger=csv",
     "data.train_size=256",
     "data.val_size=32",

@@ -23,15 +23,16 @@ class Generator(nn.Module):
     """G: (B, input_dim) -> (B, channels, 28, 28) in [-1, 1].
 
     FC 1024 BN ReLU -> FC 7*7*128 BN ReLU -> upconv 4x4 s2 64 BN ReLU -> upconv 4x4 s2 channels tanh.
+    `hidden` is the width of the first FC layer (the paper's 1024).
     """
 
-    def __init__(self, input_dim: int, channels: int = 1) -> None:
+    def __init__(self, input_dim: int, channels: int = 1, hidden: int = 1024) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(input_dim, 1024, bias=False),
-            nn.BatchNorm1d(1024),
+            nn.Linear(input_dim, hidden, bias=False),
+            nn.BatchNorm1d(hidden),
             nn.ReLU(inplace=True),
-            nn.Linear(1024, 7 * 7 * 128, bias=False),
+            nn.Linear(hidden, 7 * 7 * 128, bias=False),
             nn.BatchNorm1d(7 * 7 * 128),
             nn.ReLU(inplace=True),
             nn.Unflatten(1, (128, 7, 7)),
@@ -120,9 +121,10 @@ class Discriminator(TrunkAndHead):
     """Shared trunk + D head (one logit). (B, channels, 28, 28) -> features (B, 1024) -> logit (B,).
 
     Trunk: conv 4x4 s2 64 lReLU -> conv 4x4 s2 128 norm lReLU -> FC 1024 norm lReLU (norm: batch by default).
+    `hidden` is the width of the FC layer, i.e. of the features Q reads (the paper's 1024).
     """
 
-    def __init__(self, channels: int = 1, leaky_slope: float = 0.1, norm: str = "batch") -> None:
+    def __init__(self, channels: int = 1, leaky_slope: float = 0.1, norm: str = "batch", hidden: int = 1024) -> None:
         super().__init__()
         self.trunk = nn.Sequential(
             nn.Conv2d(channels, 64, 4, 2, 1),
@@ -131,10 +133,10 @@ class Discriminator(TrunkAndHead):
             norm_layer(norm, 128, conv=True),
             nn.LeakyReLU(leaky_slope, inplace=True),
             nn.Flatten(),
-            nn.Linear(128 * 7 * 7, 1024, bias=False),
-            norm_layer(norm, 1024, conv=False),
+            nn.Linear(128 * 7 * 7, hidden, bias=False),
+            norm_layer(norm, hidden, conv=False),
             nn.LeakyReLU(leaky_slope, inplace=True),
         )
-        self.head = nn.Linear(1024, 1)
-        self.feature_dim = 1024
+        self.head = nn.Linear(hidden, 1)
+        self.feature_dim = hidden
         init_weights(self)
