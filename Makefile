@@ -46,8 +46,7 @@ bench-quality: $(STAMP)
 	$(PY) -m infogan_pl.bench.quality --seeds $(or $(SEEDS),3) --epochs $(or $(EPOCHS),5) --jobs $(or $(JOBS),1)
 
 bench-speed: $(STAMP)
-	$(PY) -m infogan_pl.bench.speed --rounds 5 --variant-rounds 2 --max-batch 4096 \
-		--variants "trainer.precision=bf16-mixed;model.channels_last=true;model.compile=true"
+	$(PY) -m infogan_pl.bench.speed --rounds 5 --variant-rounds 2 --max-batch 4096
 
 bench: bench-speed bench-quality
 

@@ -11,8 +11,10 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from infogan_pl.data.offline_mnist import idx_bytes
+from infogan_pl.latent import LatentSpec
 from infogan_pl.train import CONFIG_DIR
 
+SPEC = LatentSpec(z_dim=8, categorical=[10], continuous=2)  # the MNIST codes with a small z, for module tests
 EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
 
 
@@ -74,9 +76,15 @@ def compose_config(overrides: list[str], output_dir: Path) -> DictConfig:
 
 
 def fit(
-    model: L.LightningModule, datamodule: L.LightningDataModule, max_steps: int, root: Path, log_every: int = 1
+    model: L.LightningModule,
+    datamodule: L.LightningDataModule,
+    max_steps: int,
+    root: Path,
+    log_every: int = 1,
+    **trainer_kwargs,
 ) -> L.Trainer:
-    """A quiet CPU Trainer run of `max_steps` optimizer steps; step metrics written every `log_every` batches."""
+    """A quiet CPU Trainer run of `max_steps` optimizer steps; step metrics written every `log_every` batches.
+    `trainer_kwargs` go to the Trainer (e.g. `plugins`)."""
     trainer = L.Trainer(
         accelerator="cpu",
         max_steps=max_steps,
@@ -89,9 +97,26 @@ def fit(
         limit_val_batches=0,
         default_root_dir=root,
         use_distributed_sampler=False,
+        **trainer_kwargs,
     )
     trainer.fit(model, datamodule=datamodule)
     return trainer
+
+
+def record_steps(model) -> list[tuple[str, set[str]]]:
+    """Wrap the module's optimizer step; each call appends (network, names of the parameters it changed), where
+    network is "d" for the D (+ Q) optimizer and "g" for G's."""
+    records = []
+    step = model._optimizer_step
+
+    def recording(opt, loss):
+        before = {n: p.detach().clone() for n, p in model.named_parameters()}
+        step(opt, loss)
+        network = "d" if opt.optimizer is model.optimizers()[0].optimizer else "g"
+        records.append((network, {n for n, p in model.named_parameters() if not torch.equal(before[n], p.detach())}))
+
+    model._optimizer_step = recording
+    return records
 
 
 class RecordRanks(L.Callback):

@@ -1,8 +1,10 @@
 """The benchmark commands run end to end at toy sizes and print their tables (the figures come from `make bench`)."""
 
 import re
+from pathlib import Path
 
 from infogan_pl.bench import speed
+from tests.helpers import compose_config
 
 
 def test_speed_bench_prints_parity_data_fast_path_and_batch_tables(tmp_path, capsys, mnist_dir):
@@ -17,3 +19,11 @@ def test_speed_bench_prints_parity_data_fast_path_and_batch_tables(tmp_path, cap
     assert re.search(r"^\| model.channels_last=true \| [\d.]+ \| [\d.]+ \|$", out, re.M)
     assert re.search(r"^\| 64 \| [\d.]+ \| \d+ \|$", out, re.M)  # one batch size, run in its own process
     assert not list(tmp_path.glob("run-*"))  # every fit's run dir was removed
+
+
+def test_every_fast_path_the_bench_times_is_a_valid_override_set():
+    for device, spec in speed.FAST_PATHS.items():
+        for variant in spec.split(";"):
+            cfg = compose_config(["experiment=basicprop_line", *variant.split(",")], Path("/tmp/unused"))
+            assert cfg.trainer.precision in ("32-true", "bf16-mixed", "16-mixed"), (device, variant)
+    assert "trainer.benchmark=true" in speed.FAST_PATHS["cuda"] and "16-mixed" in speed.FAST_PATHS["cuda"]

@@ -8,17 +8,15 @@ import sys
 from functools import partial
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
 from lightning.pytorch.plugins.precision import MixedPrecision
 
 from infogan_pl.data import BasicPropDataModule
-from infogan_pl.latent import LatentSpec
 from infogan_pl.models import InfoGAN
 from infogan_pl.nets import Discriminator, Generator
 from infogan_pl.train import train
-from tests.helpers import TINY, compose_config, tiny_overrides
+from tests.helpers import SPEC, TINY, compose_config, fit, tiny_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,25 +41,15 @@ def _fit_16_mixed(model, init_scale: float, iterations: int, root: Path):
     """Train under fp16 autocast with Lightning's GradScaler plugin (on the CPU: `precision="16-mixed"` alone would
     be switched to bf16 by Lightning there)."""
     scaler = torch.amp.GradScaler("cpu", init_scale=init_scale)
-    trainer = L.Trainer(
-        accelerator="cpu",
-        plugins=[MixedPrecision("16-mixed", device="cpu", scaler=scaler)],
-        max_steps=2 * iterations,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        default_root_dir=root,
-    )
-    trainer.fit(model, datamodule=BasicPropDataModule("line", train_size=64, val_size=32, batch_size=16))
+    plugin = MixedPrecision("16-mixed", device="cpu", scaler=scaler)
+    data = BasicPropDataModule("line", train_size=64, val_size=32, batch_size=16)
+    fit(model, data, max_steps=2 * iterations, root=root, plugins=[plugin])
     return scaler
 
 
 def _small_infogan():
     torch.manual_seed(0)
-    latent = LatentSpec(z_dim=8, categorical=[10], continuous=2)
-    return InfoGAN(latent, generator=partial(Generator, hidden=64), discriminator=partial(Discriminator, hidden=64))
+    return InfoGAN(SPEC, generator=partial(Generator, hidden=64), discriminator=partial(Discriminator, hidden=64))
 
 
 def test_16_mixed_under_manual_optimization_goes_through_the_grad_scaler(tmp_path):

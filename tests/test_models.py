@@ -6,27 +6,11 @@ import torch
 from infogan_pl.data import BasicPropDataModule
 from infogan_pl.latent import LatentSpec
 from infogan_pl.models import GAN, InfoGAN
-from tests.helpers import fit
-
-SPEC = LatentSpec(z_dim=8, categorical=[10], continuous=2)
+from tests.helpers import SPEC, fit, record_steps
 
 
 def _data():
     return BasicPropDataModule("line", train_size=64, val_size=32, batch_size=16, noise="foreground")
-
-
-def _record_steps(model):
-    """Wrap the module's optimizer step so each call records which parameters it changed."""
-    records = []
-    step = model._optimizer_step
-
-    def recording(opt, loss):
-        before = {n: p.detach().clone() for n, p in model.named_parameters()}
-        step(opt, loss)
-        records.append({n for n, p in model.named_parameters() if not torch.equal(before[n], p.detach())})
-
-    model._optimizer_step = recording
-    return records
 
 
 def _names(model, prefix):
@@ -36,9 +20,10 @@ def _names(model, prefix):
 def test_infogan_d_q_step_updates_only_d_and_q_and_g_step_updates_only_g(tmp_path):
     torch.manual_seed(0)
     model = InfoGAN(SPEC)
-    records = _record_steps(model)
+    records = record_steps(model)
     fit(model, _data(), max_steps=2, root=tmp_path)
-    d_q_step, g_step = records
+    assert [network for network, _ in records] == ["d", "g"]
+    d_q_step, g_step = (changed for _, changed in records)
     d_and_q = _names(model, "discriminator.") | _names(model, "q_head.")
     assert (
         d_q_step <= d_and_q and d_q_step & _names(model, "q_head.") and d_q_step & _names(model, "discriminator.trunk")
@@ -50,8 +35,10 @@ def test_infogan_d_q_step_updates_only_d_and_q_and_g_step_updates_only_g(tmp_pat
 def test_gan_has_no_q_head_and_alternates_d_then_g(tmp_path):
     torch.manual_seed(0)
     model = GAN(LatentSpec(z_dim=8, categorical=[], continuous=0))
-    records = _record_steps(model)
+    steps = record_steps(model)
     fit(model, _data(), max_steps=4, root=tmp_path)
+    assert [network for network, _ in steps] == ["d", "g", "d", "g"]
+    records = [changed for _, changed in steps]
     assert [bool(r <= _names(model, "discriminator.")) for r in records] == [True, False, True, False]
     assert all(r <= _names(model, "generator.") for r in records[1::2])
     assert model.iteration == 2

@@ -8,13 +8,11 @@ import torch
 from torch import nn
 
 from infogan_pl.data import BasicPropDataModule
-from infogan_pl.latent import LatentSpec
 from infogan_pl.losses import Hinge, Minimax, NonSaturating, WassersteinGP, gradient_penalty
 from infogan_pl.models import InfoGAN
 from infogan_pl.nets import Discriminator
-from tests.helpers import fit
+from tests.helpers import SPEC, fit, record_steps
 
-SPEC = LatentSpec(z_dim=8, categorical=[10], continuous=2)
 REAL, FAKE = torch.tensor([2.0, 1.0]), torch.tensor([-1.0, 0.5])
 
 
@@ -85,24 +83,12 @@ def _data():
     return BasicPropDataModule("line", train_size=96, val_size=32, batch_size=16, noise="foreground")
 
 
-def _count_steps(model):
-    calls = []
-    step = model._optimizer_step
-
-    def counting(opt, loss):
-        calls.append("d" if opt.optimizer is model.optimizers()[0].optimizer else "g")
-        step(opt, loss)
-
-    model._optimizer_step = counting
-    return calls
-
-
 def test_d_steps_per_g_step_takes_k_critic_steps_then_one_generator_step(tmp_path):
     torch.manual_seed(0)
     model = InfoGAN(SPEC, loss=WassersteinGP(), d_steps_per_g=3)
-    calls = _count_steps(model)
+    records = record_steps(model)
     fit(model, _data(), max_steps=8, root=tmp_path)  # 6 critic + 2 generator steps
-    assert calls == ["d", "d", "d", "g", "d", "d", "d", "g"] and model.iteration == 6
+    assert [network for network, _ in records] == ["d", "d", "d", "g", "d", "d", "d", "g"] and model.iteration == 6
 
 
 def test_optimizer_per_network_from_config(tmp_path):

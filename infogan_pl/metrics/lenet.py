@@ -104,7 +104,8 @@ def train_lenet(
     return model.eval(), accuracy(model, *test)
 
 
-def _mnist_tensors(data_dir: str | Path) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
+def mnist_tensors(data_dir: str | Path) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
+    """((train images in [-1, 1], digits), (test images, digits)) of the MNIST in `data_dir`."""
     from infogan_pl.data.mnist import load_mnist
 
     def tensors(ds):
@@ -124,7 +125,7 @@ def load_lenet(data_dir: str | Path, train_if_missing: bool = True) -> tuple[LeN
                 f"{weights} not found: run `python -m infogan_pl.metrics.lenet --data-dir {data_dir}`"
             )
         log.info("Training the LeNet-5 MNIST classifier for evaluation (once; cached in %s)", weights)
-        train, test = _mnist_tensors(data_dir)
+        train, test = mnist_tensors(data_dir)
         model, acc = train_lenet(train, test)
         tmp = weights.with_suffix(".tmp")
         torch.save(model.state_dict(), tmp)
