@@ -6,9 +6,12 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 DATA_DIR ?= data
 
-.PHONY: install train test test-slow bench bench-quality bench-speed bench-rectangles lint format data clean
+.PHONY: help install train test test-slow bench bench-quality bench-speed bench-rectangles lint format data clean
 
-install: $(STAMP)
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -e 's/:.*## /\t/' | expand -t 20
+
+install: $(STAMP)  ## create .venv and install the package (redone when pyproject.toml changes)
 
 # Redone whenever pyproject.toml changes; a no-op otherwise.
 $(STAMP): pyproject.toml
@@ -17,38 +20,39 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
-train: $(STAMP)
-	$(PY) -m infogan_pl $(ARGS)
+train: $(STAMP)  ## train BasicProp line (the study's first experiment); ARGS="key=value ..." adds overrides
+	$(PY) -m infogan_pl experiment=basicprop_line $(ARGS)
 
-test: $(STAMP)
-	$(PY) -m pytest -q --durations=10
+test: $(STAMP)  ## the test suite (no GPU, no network)
+	$(PY) -m pytest -q -n 2 --dist loadscope --durations=10
 
-test-slow: $(STAMP)
+test-slow: $(STAMP)  ## the slow tests: torch.compile, LeNet-5 >= 99% on the real MNIST (needs `make data`)
 	$(PY) -m pytest -q -m slow
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff check + format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-format: $(STAMP)
+format: $(STAMP)  ## ruff format + autofix
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-data: $(STAMP)
+data: $(STAMP)  ## import the real MNIST offline into $(DATA_DIR)/MNIST/raw and train the evaluation's LeNet-5
 	$(PY) -m infogan_pl.data.offline_mnist --data-dir $(DATA_DIR)
+	$(PY) -m infogan_pl.metrics.lenet --data-dir $(DATA_DIR)
 
-clean:
-	rm -rf outputs multirun .pytest_cache .ruff_cache
+clean:  ## remove outputs and caches
+	rm -rf outputs .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # Long runs that print figures; never part of `make test`.
-bench-quality: $(STAMP)
-	$(PY) -m infogan_pl.bench.quality --seeds $(or $(SEEDS),3) --epochs $(or $(EPOCHS),5) --jobs $(or $(JOBS),1)
+bench-quality: $(STAMP)  ## MNIST InfoGAN variants x seeds x epochs, side by side (SEEDS, EPOCHS, JOBS, VARIANTS)
+	$(PY) -m infogan_pl.bench.quality --seeds $(or $(SEEDS),3) --epochs $(or $(EPOCHS),3) --jobs $(or $(JOBS),1) $(if $(VARIANTS),--variants $(VARIANTS),)
 
-bench-speed: $(STAMP)
+bench-speed: $(STAMP)  ## framework vs a plain PyTorch loop, data rates, fast paths, batch sizes
 	$(PY) -m infogan_pl.bench.speed --rounds 5 --variant-rounds 2 --max-batch 4096
 
-bench: bench-speed bench-quality
+bench: bench-speed bench-quality  ## both benchmarks
 
-bench-rectangles: $(STAMP)
+bench-rectangles: $(STAMP)  ## every stability lever against BasicProp rectangles (ITERATIONS, JOBS)
 	$(PY) -m infogan_pl.bench.rectangles --iterations $(or $(ITERATIONS),3000) --jobs $(or $(JOBS),1)

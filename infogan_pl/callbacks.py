@@ -6,12 +6,13 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torchvision.io import ImageReadMode, read_image
 
+from infogan_pl.data.sampling import take
 from infogan_pl.figures import mi_curve, mi_heatmap, save_grids, save_mi_table, traversal_grids
 from infogan_pl.loggers import log_mi_panel
-from infogan_pl.metrics.evaluation import Budget, evaluate_model
+from infogan_pl.losses import FIXED_SIGMA_CEILING
+from infogan_pl.metrics.evaluation import BN_MODES, Budget, evaluate_model, untrained_baseline
 
 
 def log_images(trainer: L.Trainer, images: dict[str, torch.Tensor], step: int) -> None:
@@ -51,34 +52,61 @@ class TraversalGrid(L.Callback):
 
 class Evaluation(L.Callback):
     """At each validation: every metric of `infogan_pl.metrics.evaluation` that applies, on fixed subsets, logged
-    under stable names; the code x factor MI heatmap and the MI-per-code curve saved under <dirpath>."""
+    under stable names; the code x factor MI heatmap and the MI-per-code curve saved under <dirpath>.
+
+    labeller: what labels generated images (conf/labeller/); loaded at the start of the run, never trained in a
+    validation. One that cannot load (no cached LeNet) turns its metrics off with one line saying how to enable them.
+    bn: `recalibrate` (default) measures Q with D / Q batch-norm statistics re-estimated on real images; `running`
+    with the statistics accumulated in training (mostly from generated images).
+    """
 
     def __init__(
         self,
         dirpath: str,
+        labeller=None,
+        bn: str = "recalibrate",
         real: int = 10_000,
         generated_per_value: int = 100,
         fid: int = 2_000,
         mi: int = 4_096,
         seed: int = 1234,
     ) -> None:
+        if bn not in BN_MODES:
+            raise ValueError(f"callbacks.evaluation.bn must be one of {BN_MODES}, got {bn!r}.")
         self.dirpath = Path(dirpath)
+        self.labeller, self.bn = labeller, bn
         self.budget = Budget(real=real, generated_per_value=generated_per_value, fid=fid, mi=mi, seed=seed)
         self.history: dict[str, list[tuple[int, float]]] = {}
+        self.last_iteration: int | None = None  # the iteration of the last evaluation
+        self._chance: float | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self.labeller is not None:
+            note = self.labeller.setup()
+            if note:
+                if trainer.is_global_zero:
+                    print(f"note: {note}", flush=True)
+                self.labeller = None
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
-        result = evaluate_model(pl_module, trainer.datamodule, self.budget)
-        it = pl_module.iteration
+        result = evaluate_model(pl_module, trainer.datamodule, self.budget, self.labeller, self.bn)
+        it = self.last_iteration = pl_module.iteration
+        if "metric/cat_acc" in result.metrics and not trainer.datamodule.factors_are_attributes:
+            if self._chance is None:
+                images, factors = take(trainer.datamodule.val_set, self.budget.real)
+                self._chance = untrained_baseline(pl_module, images, factors, trainer.datamodule.factor_names)
+            result.metrics["metric/cat_acc_untrained"] = self._chance
+        pl_module.log("iteration", float(it), rank_zero_only=True)
         for name, value in result.metrics.items():
             pl_module.log(name, value, rank_zero_only=True, prog_bar=name == "metric/cat_acc")
-            if name.startswith("mi/eval_") and name != "mi/eval_total":
+            if name.startswith("mi/eval_") and name != "mi/eval_total" and name.count("_") == 1:
                 self.history.setdefault(name.removeprefix("mi/eval_"), []).append((it, value))
         figures = []
         if self.history:
             log_mi_panel(trainer, self.history)
-            figures.append(mi_curve(self.history, pl_module.latent.entropies(), self.dirpath / "mi_curve.png"))
+            figures.append(mi_curve(self.history, code_ceilings(pl_module), self.dirpath / "mi_curve.png"))
         if result.mi_matrix is not None:
             labels = (result.code_labels, result.factor_labels)
             figures.append(mi_heatmap(result.mi_matrix, *labels, self.dirpath / "mi_heatmap.png"))
@@ -94,23 +122,10 @@ class Evaluation(L.Callback):
         self.history = {k: [tuple(p) for p in v] for k, v in state_dict.get("history", {}).items()}
 
 
-class ConfigInCheckpoint(L.Callback):
-    """Stores the resolved run configuration in every checkpoint, so `evaluate` can rebuild the model from it."""
-
-    def __init__(self, config: dict) -> None:
-        self.config = config
-
-    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
-        checkpoint["infogan_pl_config"] = self.config
-
-
-class PreemptionCheckpoint(L.Callback):
-    """On SIGTERM (what SLURM sends before preemption or the time limit) Lightning stops after the current batch;
-    this saves checkpoints/last.ckpt first, so `ckpt_path=last` (or a requeue) continues exactly from there."""
-
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        if isinstance(exception, SIGTERMException) and trainer.checkpoint_callback is not None:
-            path = Path(trainer.checkpoint_callback.dirpath) / "last.ckpt"
-            trainer.save_checkpoint(path, weights_only=False)
-            if trainer.is_global_zero:
-                print(f"SIGTERM at iteration {pl_module.iteration}: saved {path}; resume with ckpt_path=last")
+def code_ceilings(model) -> dict[str, float]:
+    """The most each code's L_I term can reach: H(c) = ln K for Cat(K); for a U(-1, 1) code with σ fixed at 1,
+    ln 2 - ½ ln 2π (learned σ has no finite ceiling: the code is left out)."""
+    ceilings = {k: v for k, v in model.latent.entropies().items() if k.startswith("cat")}
+    if not getattr(model, "learn_sigma", True):
+        ceilings.update({f"cont{j}": FIXED_SIGMA_CEILING for j in range(model.latent.continuous)})
+    return ceilings

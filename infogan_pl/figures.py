@@ -61,19 +61,20 @@ def mi_heatmap(matrix: np.ndarray, codes: list[str], factors: list[str], path: P
     return path
 
 
-def mi_curve(history: dict[str, list[tuple[int, float]]], entropies: dict[str, float], path: Path) -> Path:
-    """L_I per code over training iterations, with each code's H(c) (the bound's ceiling) dashed."""
+def mi_curve(history: dict[str, list[tuple[int, float]]], ceilings: dict[str, float], path: Path) -> Path:
+    """L_I per code over training iterations, with the ceiling of each code's term dashed (H(c) = ln K for Cat(K);
+    ln 2 - ½ ln 2π for a U(-1, 1) code with σ fixed at 1)."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for name, points in sorted(history.items()):
         if not points:
             continue
         x, y = zip(*points, strict=True)
         (line,) = ax.plot(x, y, marker="o", ms=3, label=name)
-        if name in entropies:
-            ax.axhline(entropies[name], color=line.get_color(), ls="--", lw=0.8)
+        if name in ceilings:
+            ax.axhline(ceilings[name], color=line.get_color(), ls="--", lw=0.8)
     ax.set_xlabel("iteration")
     ax.set_ylabel("L_I (nats)")
-    ax.set_title("Mutual-information lower bound per code (dashed: H(c))")
+    ax.set_title("Mutual-information lower bound per code (dashed: its ceiling)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -64,22 +64,28 @@ class LatentSpec:
         h.update({f"cont{j}": math.log(2.0) for j in range(self.continuous)})
         return h
 
-    def sample_z(self, batch: int, device: torch.device | str | None = None) -> Tensor:
+    def sample_z(
+        self, batch: int, device: torch.device | str | None = None, generator: torch.Generator | None = None
+    ) -> Tensor:
         """z: (B, z_dim) from the configured prior."""
         if self.z_prior == "normal":
-            return torch.randn(batch, self.z_dim, device=device)
-        return torch.rand(batch, self.z_dim, device=device) * 2 - 1
+            return torch.randn(batch, self.z_dim, device=device, generator=generator)
+        return torch.rand(batch, self.z_dim, device=device, generator=generator) * 2 - 1
 
-    def sample(self, batch: int, device: torch.device | str | None = None) -> tuple[Tensor, Codes]:
-        """Generator input (B, input_dim) and the code targets it encodes."""
+    def sample(
+        self, batch: int, device: torch.device | str | None = None, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Codes]:
+        """Generator input (B, input_dim) and the code targets it encodes (drawn from `generator` if given)."""
         cat = (
-            torch.stack([torch.randint(k, (batch,), device=device) for k in self.categorical], dim=1)
+            torch.stack(
+                [torch.randint(k, (batch,), device=device, generator=generator) for k in self.categorical], dim=1
+            )
             if (self.categorical)
             else torch.zeros(batch, 0, dtype=torch.long, device=device)
         )
-        cont = torch.rand(batch, self.continuous, device=device) * 2 - 1
+        cont = torch.rand(batch, self.continuous, device=device, generator=generator) * 2 - 1
         codes = Codes(cat, cont)
-        return self.assemble(self.sample_z(batch, device), codes), codes
+        return self.assemble(self.sample_z(batch, device, generator), codes), codes
 
     def assemble(self, z: Tensor, codes: Codes) -> Tensor:
         """Concatenate z (B, z_dim) and codes into the generator input (B, input_dim)."""

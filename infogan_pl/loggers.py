@@ -10,7 +10,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-# Metric families that get their own step axis on the dashboard: x = trainer/global_step (optimizer steps).
+# Metric families drawn against `iteration` (completed training iterations, logged with every row) on the dashboard.
 STEP_METRICS = ("loss/*", "mi/*", "d/*", "noise/*", "metric/*", "val/*")
 
 
@@ -50,11 +50,13 @@ def wandb_logger(
         Path(save_dir).mkdir(parents=True, exist_ok=True)
         os.environ.setdefault("WANDB_SILENT", "true")
         settings = wandb.Settings(init_timeout=init_timeout, console="off", x_disable_stats=True)
-        logger = WandbLogger(project=project, save_dir=save_dir, mode=mode, settings=settings, **kwargs)
-        run = logger.experiment  # start now, so a failure shows here and not at step 1
+        # Started here (not by the logger at step 1), so a failure shows now and the run goes on without W&B.
+        run = wandb.init(project=project, dir=save_dir, mode=mode, settings=settings, resume="allow", **kwargs)
+        logger = WandbLogger(experiment=run, project=project, save_dir=save_dir)
+        run.define_metric("iteration")
         run.define_metric("trainer/global_step")
         for pattern in STEP_METRICS:
-            run.define_metric(pattern, step_metric="trainer/global_step")
+            run.define_metric(pattern, step_metric="iteration")
         log.info("W&B run %s (%s mode) in %s", run.id, mode, save_dir)
         return logger
     except Exception as err:  # W&B raises many types (CommError, UsageError, timeouts): never fatal here
@@ -76,7 +78,8 @@ def log_mi_panel(trainer, history: dict[str, list[tuple[int, float]]]) -> None:
     ys = [[y for _, y in history[n]] for n in names]
     chart = wandb.plot.line_series(xs=xs, ys=ys, keys=names, title="L_I per code (nats)", xname="iteration")
     for lg in loggers:
-        lg.experiment.log({"mi/per_code": chart, "trainer/global_step": trainer.global_step})
+        iteration = max(x for series in xs for x in series)
+        lg.experiment.log({"mi/per_code": chart, "iteration": iteration, "trainer/global_step": trainer.global_step})
 
 
 def finish_wandb(trainer) -> None:

@@ -90,11 +90,12 @@ class WassersteinGP(AdversarialLoss):
         return -fake.mean()
 
 
-def gradient_penalty(critic, real: Tensor, fake: Tensor) -> Tensor:
+def gradient_penalty(critic, real: Tensor, fake: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """E[(||∇_x̂ D(x̂)||_2 - 1)^2] on random interpolates x̂ of real and (detached) fake images (B, C, H, W).
 
     create_graph=True, so the penalty itself is differentiated when the critic is updated."""
-    eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+    shape = (real.shape[0], *([1] * (real.dim() - 1)))
+    eps = torch.rand(shape, device=real.device, dtype=real.dtype, generator=generator)
     mixed = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
     out = critic(mixed)
     scores = out[0] if isinstance(out, tuple) else out
@@ -123,3 +124,20 @@ def mutual_information_lower_bound(q: QOutput, codes: Codes) -> dict[str, Tensor
         raise ValueError("mutual_information_lower_bound needs at least one code.")
     terms["total"] = torch.stack(list(terms.values())).sum()
     return terms
+
+
+def continuous_code_fit(q: QOutput, codes: Codes) -> dict[str, Tensor]:
+    """Per continuous code: `cont<j>_mse`, the MSE of Q's mean, and `cont<j>_opt` = ln 2 - ½ ln(2πe·MSE), the bound
+    with the σ that fits that MSE best. With σ fixed at 1 the L_I term is at most ln 2 - ½ ln 2π = -0.226 nats
+    however well Q recovers c; `_opt` shows how much information Q's mean actually carries."""
+    out: dict[str, Tensor] = {}
+    if not q.mean.shape[1]:
+        return out
+    mse = ((codes.continuous.to(q.mean.dtype) - q.mean) ** 2).mean(dim=0)
+    for j, value in enumerate(mse.unbind()):
+        out[f"cont{j}_mse"] = value
+        out[f"cont{j}_opt"] = math.log(2.0) - 0.5 * torch.log(2 * math.pi * math.e * value.clamp_min(1e-12))
+    return out
+
+
+FIXED_SIGMA_CEILING = math.log(2.0) - 0.5 * math.log(2 * math.pi)  # the σ = 1 term's maximum, per U(-1, 1) code

@@ -46,12 +46,12 @@ class InstanceNoise:
             return self.std * math.pow(0.5, step / self.half_life)
         return self.std
 
-    def __call__(self, x: Tensor, step: int) -> Tensor:
-        """x: (B, C, H, W) in [-1, 1] -> noisy copy (the input itself when σ is 0)."""
+    def __call__(self, x: Tensor, step: int, generator: torch.Generator | None = None) -> Tensor:
+        """x: (B, C, H, W) in [-1, 1] -> noisy copy (the input itself when σ is 0); ε drawn from `generator`."""
         std = self.std_at(step)
         if std == 0.0:
             return x
-        eps = torch.randn_like(x) * std
+        eps = torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator) * std
         if self.where == "foreground":
             eps = eps * (x > 0)
         elif self.where == "background":

@@ -1,6 +1,7 @@
 """`python -m infogan_pl.report <run dirs or multirun dirs> [--out report.md]`: the study's table, our numbers.
 
-A run directory is any directory holding `config.yaml` and `summary.json` (written at the end of every run).
+A run directory is any directory holding `config.yaml` and `summary.json` (written at the end of every run, a run
+stopped at a non-finite loss included). `metrics_table` is the table every run and `evaluate` print at the end.
 """
 
 from __future__ import annotations
@@ -13,8 +14,18 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-COLUMNS = ["experiment", "data", "codes", "λ", "L_I per code (nats)", "cat acc", "MIG", "FID-LeNet / valid rate"]
-COLUMNS += ["NaN at iteration", "iterations", "traversal"]
+COLUMNS = ["run", "experiment", "seed", "overrides", "data", "codes", "λ", "L_I per code (nats)", "cat acc"]
+COLUMNS += ["cat acc untrained", "MIG", "FID-LeNet / valid rate", "NaN at iteration", "iterations", "traversal"]
+HEADLINE = ("metric/", "mi/eval_", "val/")
+
+
+def metrics_table(metrics: dict[str, float]) -> str:
+    """The headline metrics (per-code / per-factor details are in summary.json and metrics.json), one per line."""
+    names = sorted(k for k in metrics if k.startswith(HEADLINE) and k.count("/") == 1)
+    if not names:
+        return "(no evaluation metrics)"
+    width = max(len(n) for n in names)
+    return "\n".join(f"{name:{width}s}  {metrics[name]:.4f}" for name in names)
 
 
 def find_runs(paths: list[Path]) -> list[Path]:
@@ -45,7 +56,11 @@ def row(run: Path, relative_to: Path) -> list[str]:
     data = cfg.data.get("variant", "mnist") if "variant" in cfg.data else "mnist"
     noise = cfg.data.get("noise", "none")
     data = f"{data} ({noise} noise)" if noise not in (None, "none") else data
-    mi = ", ".join(f"{k.removeprefix('mi/eval_')} {v:.2f}" for k, v in sorted(m.items()) if k.startswith("mi/eval_"))
+    mi = ", ".join(
+        f"{k.removeprefix('mi/eval_')} {v:.2f}"
+        for k, v in sorted(m.items())
+        if k.startswith("mi/eval_") and k.count("_") == 1
+    )
     quality = m.get("metric/fid_lenet")
     quality = (
         f"FID {quality:.2f}"
@@ -56,16 +71,24 @@ def row(run: Path, relative_to: Path) -> list[str]:
     last = [g for g in grids if g.name.startswith(grids[-1].name.split("_")[0])] if grids else []
     link = f"[grid]({os.path.relpath(last[0], relative_to)})" if last else "—"
     lam = cfg.model.get("lambda_info", 0)
+    nan = summary.get("nan_iteration")
+    bad = summary.get("nan_loss")
+    nan_text = "—" if nan is None else f"{nan} ({bad['name']})" if bad else str(nan)
+    overrides = " ".join(summary.get("overrides") or []) or "—"
     return [
+        os.path.relpath(run, relative_to),
         summary["experiment"],
+        str(summary.get("seed", cfg.get("seed", "—"))),
+        f"`{overrides}`" if overrides != "—" else overrides,
         data,
         _codes(cfg.latent),
         f"{lam:g}",
         mi or "—",
         _fmt(m.get("metric/cat_acc")),
+        _fmt(m.get("metric/cat_acc_untrained")),
         _fmt(m.get("metric/mig")),
         quality,
-        str(summary["nan_iteration"] or "—"),
+        nan_text,
         str(summary["iterations"]),
         link,
     ]

@@ -1,193 +1,106 @@
-"""Configuration checks that run before anything else: a bad override fails in a second, in one sentence.
+"""The pre-flight check: a configuration that cannot run fails in a second, in one sentence, before anything is written.
 
-`validate(cfg)` raises ConfigError; the Hydra callback `ValidateConfig` runs it in `on_run_start`, before Hydra
-creates the run directory, prints the one line and exits with status 2. The library's constructors raise the
-same kind of messages, so the cheap ones (latent spec, noise) are simply built here.
+`validate(cfg, run_dir)` builds the cheap objects through the same builder as training (latent, noise, loss, the
+DataModule without reading data, the model, the Trainer and its callbacks), so each constructor's own one-line
+refusal is what the user sees. It adds only what no constructor can know: the data files are present and sound (the
+DataModule's own `check`), the run directory can be created, and the checkpoint to resume from is readable and was
+trained with the same model, codes and data. The Hydra callback `ValidateConfig` runs it before Hydra creates the
+run directory, prints the line and exits with status 2.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
+import tempfile
 from pathlib import Path
 
-from hydra.errors import InstantiationException
 from hydra.experimental.callback import Callback
-from hydra.utils import get_class, instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from infogan_pl.checkpointing import MUST_MATCH, check_compatible, load_checkpoint_file
+from infogan_pl.build import ConfigError, build, build_callbacks, build_labeller, build_trainer
+from infogan_pl.checkpointing import check_resume
 
-NET_SIZES = {"infogan_pl.nets.Generator": (28,), "infogan_pl.nets.mnist.Generator": (28,)}
-MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot run; the message says what to change."""
+EXIT_CONFIG = 2  # a configuration or input the user must change; nothing was written
 
 
-def _build(node: DictConfig):
-    """instantiate(node), with the library's own one-line refusal instead of Hydra's wrapped multi-line error."""
-    try:
-        return instantiate(node)
-    except InstantiationException as err:
-        cause = err.__cause__ or err
-        raise ConfigError(str(cause).splitlines()[0]) from None
-
-
-def _positive(value, key: str) -> None:
-    if value is None or value <= 0:
-        raise ConfigError(f"{key} must be > 0, got {value}.")
-
-
-def _check_model(cfg: DictConfig) -> None:
-    model = cfg.model
-    for key in ("lr_d", "lr_g", "lr_q"):
-        if key in model:
-            _positive(model[key], f"model.{key}")
-    if model.get("lambda_info", 0) < 0:
-        raise ConfigError(f"model.lambda_info must be >= 0, got {model.lambda_info}.")
-    betas = list(model.get("betas", [0.5, 0.999]))
-    if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
-        raise ConfigError(f"model.betas must be two numbers in [0, 1), got {betas}.")
-    if model.get("nan_policy", "stop") not in ("stop", "rollback"):
-        raise ConfigError(f"model.nan_policy must be stop or rollback, got {model.nan_policy!r}.")
-    if model.get("d_steps_per_g", 1) < 1:
-        raise ConfigError(f"model.d_steps_per_g must be >= 1, got {model.d_steps_per_g}.")
-    if "loss" in cfg:
-        _build(cfg.loss)  # unknown options and label smoothing outside [0, 0.5) are refused there
-    latent = _build(cfg.latent)  # LatentSpec refuses empty specs, sizes < 2, bad priors
-    if model._target_.endswith("InfoGAN") and not latent.has_codes:
-        raise ConfigError("model InfoGAN needs latent codes: use model=gan for z only, or set latent.categorical.")
-    _build(cfg.noise)  # InstanceNoise refuses negative std, unknown schedules and places
-
-
-def _check_data(cfg: DictConfig) -> None:
-    data = cfg.data
-    _positive(data.get("batch_size"), "data.batch_size")
-    get_class(data._target_)
+def _world_size(cfg: DictConfig) -> int:
     devices = cfg.trainer.get("devices", 1)
-    world = devices if isinstance(devices, int) and devices > 0 else 1
-    for key in ("train_size", "val_size"):
-        size = data.get(key)
-        if size is not None and size <= 0:
-            raise ConfigError(f"data.{key} must be > 0, got {size}.")
-    train_size = data.get("train_size")
-    if train_size is not None and train_size // world < data.batch_size:
-        raise ConfigError(
-            f"data.batch_size={data.batch_size} is larger than the training set ({train_size} samples"
-            f"{f' over {world} processes' if world > 1 else ''}): lower data.batch_size or raise data.train_size."
-        )
-    if data._target_.endswith("BasicPropDataModule"):
-        if data.variant not in ("line", "rectangles"):
-            raise ConfigError(f"data.variant must be 'line' or 'rectangles', got {data.variant!r}.")
-        if data.noise not in ("none", "foreground", "background", "both"):
-            raise ConfigError(f"data.noise must be none, foreground, background or both, got {data.noise!r}.")
-    if data._target_.endswith("MNISTDataModule") and not data.get("download", False):
-        raw = Path(data.data_dir) / "MNIST" / "raw"
-        missing = [f for f in MNIST_FILES if not (raw / f).is_file()]
-        if missing:
-            raise ConfigError(
-                f"MNIST not found in {raw} (missing {missing[0]}): run `make data`, or data.download=true."
-            )
+    return devices if isinstance(devices, int) and devices > 0 else 1
 
 
-def _image_shape(cfg: DictConfig) -> tuple[int, int]:
-    data = cfg.data
-    if data._target_.endswith("CelebADataModule"):
-        return 3, int(data.image_size)
-    return 1, 28
-
-
-def _check_networks(cfg: DictConfig) -> None:
-    channels, size = _image_shape(cfg)
-    gen = cfg.model.generator
-    allowed = NET_SIZES.get(gen._target_)
-    if allowed is not None and size not in allowed:
-        raise ConfigError(
-            f"the {gen._target_} networks take {allowed[0]}x{allowed[0]} images but data gives {size}x{size}: "
-            "use model=infogan_celeba for CelebA."
-        )
-    if "image_size" in gen and gen.image_size not in (32, 64):
-        raise ConfigError(f"the conv networks take 32 or 64 px images, got {gen.image_size}.")
-    if "image_size" in gen and gen.image_size != size:
-        raise ConfigError(f"model.generator.image_size={gen.image_size} but the data gives {size}x{size} images.")
-    if "leaky_slope" in cfg.model.discriminator and not 0 <= cfg.model.discriminator.leaky_slope < 1:
-        raise ConfigError(
-            f"model.discriminator.leaky_slope must be in [0, 1), got {cfg.model.discriminator.leaky_slope}."
-        )
-    del channels
-
-
-def _check_trainer(cfg: DictConfig) -> None:
-    trainer = cfg.trainer
-    max_steps, max_epochs = trainer.get("max_steps", -1), trainer.get("max_epochs", -1)
-    if max_steps == 0 or max_epochs == 0 or (max_steps is not None and max_steps < -1):
-        raise ConfigError(f"nothing to train: trainer.max_steps={max_steps}, trainer.max_epochs={max_epochs}.")
-    if (max_steps in (-1, None)) and (max_epochs in (-1, None)):
-        raise ConfigError("training would never end: set trainer.max_steps or trainer.max_epochs.")
-    strategy = trainer.get("strategy")
-    target = strategy.get("_target_", "") if isinstance(strategy, DictConfig) else str(strategy or "")
-    if "ddp" in target.lower() and trainer.get("devices") in (1, "1"):
-        raise ConfigError("DDP with one device: set trainer.devices >= 2, or use trainer=default / trainer=gpu.")
-    interval = trainer.get("val_check_interval")
-    if interval is not None and interval <= 0:
-        raise ConfigError(f"trainer.val_check_interval must be > 0, got {interval}.")
-    every = OmegaConf.select(cfg, "callbacks.model_checkpoint.every_n_train_steps")
-    if every is not None and every <= 0:
-        raise ConfigError(f"callbacks.model_checkpoint.every_n_train_steps must be > 0, got {every}.")
-
-
-def _check_outputs(run_dir: str | None) -> None:
-    if not run_dir:
-        return
+def check_writable(run_dir: str | Path) -> None:
+    """The run directory can be created: try it (os.access says yes to root everywhere, /proc included)."""
     path = Path(run_dir).absolute()
-    while not path.exists():
-        path = path.parent
-    if not path.is_dir() or not os.access(path, os.W_OK | os.X_OK):
-        raise ConfigError(f"cannot write the run directory {run_dir} ({path} is not writable): set hydra.run.dir.")
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if parent.is_dir():
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".infogan_pl-check-", dir=parent))
+            return
+        except OSError:
+            pass
+    raise ConfigError(
+        f"cannot create the run directory {run_dir} ({parent} is not a writable directory): set hydra.run.dir."
+    )
 
 
-def _check_checkpoint(cfg: DictConfig) -> None:
-    path = cfg.get("ckpt_path")
-    if path in (None, "last", "hpc"):
-        return
-    current = {}
-    for key in MUST_MATCH:
-        node = OmegaConf.select(cfg, key)
-        current[key] = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+def validate(cfg: DictConfig, run_dir: str | Path | None = None) -> None:
+    """Raise ConfigError with one actionable sentence if `cfg` cannot train; writes nothing."""
+    seed = cfg.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ConfigError(f"seed must be an integer, got {seed!r}.")
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        cfg.pop("hydra", None)  # Hydra's own node holds values only its runtime can resolve
+        if run_dir is not None:  # before Hydra sets its runtime config, the run's directory is known only here
+            cfg.paths.output_dir = str(run_dir)
+    datamodule, _model = build(cfg)
+    build_labeller(cfg)
+    build_trainer(cfg, callbacks=build_callbacks(cfg))
+    if run_dir is not None:
+        check_writable(run_dir)
     try:
-        stored = load_checkpoint_file(path).get("infogan_pl_config")
-        check_compatible(path, stored, current)
+        datamodule.check(world_size=_world_size(cfg))
+    except (RuntimeError, ValueError, OSError) as err:
+        raise ConfigError(str(err).splitlines()[0]) from None
+    try:
+        check_resume(cfg, run_dir)
     except (FileNotFoundError, ValueError) as err:
         raise ConfigError(str(err)) from None
 
 
-def validate(cfg: DictConfig, run_dir: str | None = None) -> None:
-    """Raise ConfigError with one actionable sentence if `cfg` cannot train."""
-    if not isinstance(cfg.get("seed"), int):
-        raise ConfigError(f"seed must be an integer, got {cfg.get('seed')!r}.")
-    _check_model(cfg)
-    _check_data(cfg)
-    _check_networks(cfg)
-    _check_trainer(cfg)
-    _check_outputs(run_dir)
-    _check_checkpoint(cfg)
-
-
 class ValidateConfig(Callback):
-    """Hydra callback: validate the composed config before Hydra creates the run directory."""
+    """Hydra callback: run the pre-flight check before Hydra creates the run (or sweep) directory."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         self._validate(config, OmegaConf.select(config, "hydra.run.dir"))
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        # The sweep's own values are applied per job; each job checks its configuration again before training.
         self._validate(config, OmegaConf.select(config, "hydra.sweep.dir"))
 
-    @staticmethod
-    def _validate(config: DictConfig, run_dir: str | None) -> None:
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        """Exit non-zero when a job failed, naming each (the others have finished)."""
+        sweep_dir = Path(OmegaConf.select(config, "hydra.sweep.dir"))
+        failed = sorted(sweep_dir.glob("*/error.txt"), key=lambda p: p.parent.name)
+        if failed:
+            lines = [f"  job {p.parent.name}: {p.read_text().strip()}" for p in failed]
+            print(f"error: {len(failed)} job(s) of the sweep failed:\n" + "\n".join(lines), file=sys.stderr)
+            sys.exit(1)
+
+    def _validate(self, config: DictConfig, run_dir: str | None) -> None:
+        # Hydra turns an exception in a callback into a warning and goes on: the check must end the command here.
         try:
             validate(config, run_dir)
-        except Exception as err:  # any failure here is a configuration the user must change
-            print(f"error: {err}", file=sys.stderr)
-            sys.exit(2)
+        except ConfigError as err:
+            self._fail(err)
+        except Exception as err:  # noqa: BLE001 - whatever refused this configuration, the user sees one line
+            self._fail(f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+
+    @staticmethod
+    def _fail(err: Exception) -> None:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(EXIT_CONFIG)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -10,9 +13,9 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from infogan_pl.build import CONFIG_DIR
 from infogan_pl.data.offline_mnist import idx_bytes
 from infogan_pl.latent import LatentSpec
-from infogan_pl.train import CONFIG_DIR
 
 SPEC = LatentSpec(z_dim=8, categorical=[10], continuous=2)  # the MNIST codes with a small z, for module tests
 EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
@@ -84,7 +87,7 @@ def fit(
     **trainer_kwargs,
 ) -> L.Trainer:
     """A quiet CPU Trainer run of `max_steps` optimizer steps; step metrics written every `log_every` batches.
-    `trainer_kwargs` go to the Trainer (e.g. `plugins`)."""
+    `trainer_kwargs` go to the Trainer (e.g. `plugins`, `callbacks`)."""
     trainer = L.Trainer(
         accelerator="cpu",
         max_steps=max_steps,
@@ -103,20 +106,25 @@ def fit(
     return trainer
 
 
-def record_steps(model) -> list[tuple[str, set[str]]]:
-    """Wrap the module's optimizer step; each call appends (network, names of the parameters it changed), where
-    network is "d" for the D (+ Q) optimizer and "g" for G's."""
-    records = []
-    step = model._optimizer_step
+class StepRecorder(L.Callback):
+    """Test probe through torch's public optimizer hooks: each optimizer step appends (network, names of the
+    parameters it changed), network "d" for the D (+ Q) optimizer and "g" for G's."""
 
-    def recording(opt, loss):
-        before = {n: p.detach().clone() for n, p in model.named_parameters()}
-        step(opt, loss)
-        network = "d" if opt.optimizer is model.optimizers()[0].optimizer else "g"
-        records.append((network, {n for n, p in model.named_parameters() if not torch.equal(before[n], p.detach())}))
+    def __init__(self) -> None:
+        self.records: list[tuple[str, set[str]]] = []
+        self._before: dict[str, torch.Tensor] = {}
 
-    model._optimizer_step = recording
-    return records
+    def on_train_start(self, trainer, pl_module) -> None:
+        for network, opt in zip("dg", pl_module.optimizers(), strict=True):
+            opt.optimizer.register_step_pre_hook(lambda *_: self._snapshot(pl_module))
+            opt.optimizer.register_step_post_hook(lambda *_, network=network: self._record(pl_module, network))
+
+    def _snapshot(self, module) -> None:
+        self._before = {n: p.detach().clone() for n, p in module.named_parameters()}
+
+    def _record(self, module, network: str) -> None:
+        changed = {n for n, p in module.named_parameters() if not torch.equal(self._before[n], p.detach())}
+        self.records.append((network, changed))
 
 
 class RecordRanks(L.Callback):
@@ -133,3 +141,30 @@ class RecordRanks(L.Callback):
     def on_train_end(self, trainer, pl_module) -> None:
         weights = torch.cat([p.detach().flatten().cpu() for p in pl_module.generator.parameters()])
         torch.save(weights, self.dirpath / f"generator_rank{trainer.global_rank}.pt")
+
+
+CLI_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
+
+
+def run_cli(
+    args: list[str], cwd: Path, module: str = "infogan_pl", timeout: float = 300, env: dict | None = None, **kwargs
+) -> subprocess.CompletedProcess:
+    """`python -m <module> <args>` as a user types it, in `cwd`, with the default output directories."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env={**CLI_ENV, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,
+    )
+
+
+def assert_refused(done: subprocess.CompletedProcess, message: str, code: int = 2) -> None:
+    """One line on stderr naming the problem, the given exit status, no traceback, nothing about weights_only."""
+    output = done.stdout + done.stderr
+    assert done.returncode == code, output[-3000:]
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: "), done.stderr[-3000:]
+    assert message in done.stderr, done.stderr
+    assert "Traceback" not in output and "weights_only" not in output

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from infogan_pl import evaluate, report
-from infogan_pl.data import BasicProp, BasicPropDataModule
+from infogan_pl.data import BasicProp
 from infogan_pl.latent import LatentSpec
+from infogan_pl.metrics.basicprop_decoder import BasicPropDecoder
 from infogan_pl.metrics.evaluation import Budget, generated_metrics
 from infogan_pl.train import train
 from tests.helpers import compose_config, tiny_overrides
@@ -58,7 +59,7 @@ def test_evaluate_writes_metrics_json_and_figures_next_to_the_checkpoint(runs, c
 
 
 def test_evaluate_reports_a_missing_checkpoint_in_one_line(tmp_path, capsys):
-    assert evaluate.main([f"ckpt_path={tmp_path / 'nope.ckpt'}"]) == 1
+    assert evaluate.main([f"ckpt_path={tmp_path / 'nope.ckpt'}"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: checkpoint") and err.count("\n") == 1
     assert evaluate.main([]) == 2
@@ -80,19 +81,41 @@ def test_report_on_a_directory_without_runs_fails_clearly(tmp_path, capsys):
     assert "no finished runs" in capsys.readouterr().err
 
 
-class _PerfectLineGenerator:
-    """Draws the BasicProp line class (c_cat + 3) mod 10 for code value c_cat: a code that controls position."""
+class _LineGenerator:
+    """Draws the BasicProp line class map[c_cat] for code value c_cat (-1: a blank, invalid image)."""
 
     device = torch.device("cpu")
     latent = LatentSpec(z_dim=4, categorical=[10], continuous=1)
 
+    def __init__(self, classes):
+        self.classes = torch.tensor(classes)
+
     def generate(self, g_input):
-        value = g_input[:, 4:14].argmax(1)
-        return BasicProp("line", size=10)[(value + 3) % 10][0]
+        cls = self.classes[g_input[:, 4:14].argmax(1)]
+        images = BasicProp("line", size=10)[cls.clamp(min=0)][0]
+        images[cls < 0] = -1.0
+        return images
+
+
+def _generated(classes):
+    return generated_metrics(
+        _LineGenerator(classes), BasicPropDecoder("line"), ["position"], Budget(generated_per_value=20)
+    )
 
 
 def test_generated_consistency_is_one_for_a_code_that_controls_position_and_counts_valid_images():
-    dm = BasicPropDataModule("line", train_size=64, val_size=32, batch_size=16)
-    m = generated_metrics(_PerfectLineGenerator(), dm, Budget(generated_per_value=20))
+    m = _generated([(v + 3) % 10 for v in range(10)])
     assert m["metric/gen_purity"] == 1.0 and m["metric/gen_acc"] == 1.0 and m["metric/valid_rate"] == 1.0
-    assert m["metric/gen_acc/cat0_position"] == 1.0
+    assert m["metric/gen_acc/cat0_position"] == 1.0 and m["metric/gen_distinct"] == 10
+
+
+def test_invalid_generated_images_count_as_errors():
+    m = _generated([3] + [-1] * 9)  # one value draws a bar, the nine others blanks
+    assert m["metric/valid_rate"] == pytest.approx(0.1)
+    assert m["metric/gen_acc"] == pytest.approx(0.1) and m["metric/gen_purity"] == pytest.approx(0.1)
+
+
+def test_a_collapsed_generator_shows_one_distinct_label_and_low_accuracy():
+    m = _generated([4] * 10)
+    assert m["metric/gen_purity"] == 1.0  # purity alone would flatter it
+    assert m["metric/gen_distinct"] == 1 and m["metric/gen_acc"] == pytest.approx(0.1)

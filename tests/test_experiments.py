@@ -8,7 +8,8 @@ import sys
 import pytest
 from omegaconf import OmegaConf
 
-from infogan_pl.train import build, train
+from infogan_pl.build import build
+from infogan_pl.train import train
 from tests.helpers import EXPERIMENTS, compose_config, tiny_overrides
 
 STUDY_ROWS = {
@@ -33,7 +34,7 @@ def test_every_row_of_the_study_has_an_experiment():
 def test_experiment_composes_and_instantiates(experiment, tmp_path, mnist_dir):
     cfg = compose_config(tiny_overrides(experiment, mnist_dir), tmp_path)
     assert cfg.name == experiment
-    datamodule, model, trainer = build(cfg)
+    datamodule, model = build(cfg)
     assert model.latent.input_dim == model.generator.net[0].in_features
 
 

@@ -6,7 +6,7 @@ import torch
 from infogan_pl.data import BasicPropDataModule
 from infogan_pl.latent import LatentSpec
 from infogan_pl.models import GAN, InfoGAN
-from tests.helpers import SPEC, fit, record_steps
+from tests.helpers import SPEC, StepRecorder, fit
 
 
 def _data():
@@ -20,8 +20,9 @@ def _names(model, prefix):
 def test_infogan_d_q_step_updates_only_d_and_q_and_g_step_updates_only_g(tmp_path):
     torch.manual_seed(0)
     model = InfoGAN(SPEC)
-    records = record_steps(model)
-    fit(model, _data(), max_steps=2, root=tmp_path)
+    recorder = StepRecorder()
+    fit(model, _data(), max_steps=2, root=tmp_path, callbacks=[recorder])
+    records = recorder.records
     assert [network for network, _ in records] == ["d", "g"]
     d_q_step, g_step = (changed for _, changed in records)
     d_and_q = _names(model, "discriminator.") | _names(model, "q_head.")
@@ -35,8 +36,9 @@ def test_infogan_d_q_step_updates_only_d_and_q_and_g_step_updates_only_g(tmp_pat
 def test_gan_has_no_q_head_and_alternates_d_then_g(tmp_path):
     torch.manual_seed(0)
     model = GAN(LatentSpec(z_dim=8, categorical=[], continuous=0))
-    steps = record_steps(model)
-    fit(model, _data(), max_steps=4, root=tmp_path)
+    recorder = StepRecorder()
+    fit(model, _data(), max_steps=4, root=tmp_path, callbacks=[recorder])
+    steps = recorder.records
     assert [network for network, _ in steps] == ["d", "g", "d", "g"]
     records = [changed for _, changed in steps]
     assert [bool(r <= _names(model, "discriminator.")) for r in records] == [True, False, True, False]

@@ -10,8 +10,9 @@ from torch import nn
 from infogan_pl.data import BasicPropDataModule
 from infogan_pl.losses import Hinge, Minimax, NonSaturating, WassersteinGP, gradient_penalty
 from infogan_pl.models import InfoGAN
+from infogan_pl.models.guard import NaNGuard
 from infogan_pl.nets import Discriminator
-from tests.helpers import SPEC, fit, record_steps
+from tests.helpers import SPEC, StepRecorder, fit
 
 REAL, FAKE = torch.tensor([2.0, 1.0]), torch.tensor([-1.0, 0.5])
 
@@ -86,8 +87,9 @@ def _data():
 def test_d_steps_per_g_step_takes_k_critic_steps_then_one_generator_step(tmp_path):
     torch.manual_seed(0)
     model = InfoGAN(SPEC, loss=WassersteinGP(), d_steps_per_g=3)
-    records = record_steps(model)
-    fit(model, _data(), max_steps=8, root=tmp_path)  # 6 critic + 2 generator steps
+    recorder = StepRecorder()
+    fit(model, _data(), max_steps=8, root=tmp_path, callbacks=[recorder])  # 6 critic + 2 generator steps
+    records = recorder.records
     assert [network for network, _ in records] == ["d", "d", "d", "g", "d", "d", "d", "g"] and model.iteration == 6
 
 
@@ -102,7 +104,8 @@ def test_optimizer_per_network_from_config(tmp_path):
 
 def test_rollback_restores_parameters_and_optimizer_state_exactly_and_lowers_d_lr(tmp_path):
     torch.manual_seed(0)
-    model = InfoGAN(SPEC, nan_policy="rollback", nan_snapshot_every=4, nan_max_rollbacks=1, nan_lr_factor=0.5)
+    guard = NaNGuard("rollback", snapshot_every=4, max_rollbacks=1, lr_factor=0.5)
+    model = InfoGAN(SPEC, nan=guard)
     seen = {}
 
     def poison(m, i, out):

@@ -28,10 +28,9 @@ from pathlib import Path
 import lightning as L
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 
+from infogan_pl.build import CONFIG_DIR, build, build_callbacks, build_loggers, build_trainer
 from infogan_pl.losses import discriminator_loss, generator_loss, mutual_information_lower_bound
-from infogan_pl.train import CONFIG_DIR, build
 
 
 class _Timer(L.Callback):
@@ -118,9 +117,9 @@ def framework_run(
     run_dir = tempfile.mkdtemp(prefix="run-", dir=out)  # a fresh run dir: checkpoints of earlier fits don't pile up
     try:
         cfg = _config(batch, accelerator, extra + [f"trainer.max_steps={2 * (warmup + iters + 1)}"], run_dir)
-        datamodule, model, trainer = build(cfg)
+        datamodule, model = build(cfg)
         timer = _Timer(warmup, iters)
-        trainer.callbacks.append(timer)
+        trainer = build_trainer(cfg, callbacks=[*build_callbacks(cfg), timer], loggers=build_loggers(cfg))
         trainer.fit(model, datamodule=datamodule)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -133,8 +132,9 @@ def plain_rate(batch: int, iters: int, warmup: int, accelerator: str, out: str) 
     device = torch.device(
         "cuda" if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()) else "cpu"
     )
-    latent, datamodule = instantiate(cfg.latent), instantiate(cfg.data)
-    model = instantiate(cfg.model, _partial_=True)(latent=latent, noise=instantiate(cfg.noise), channels=1).to(device)
+    datamodule, model = build(cfg)
+    latent = model.latent
+    model = model.to(device)
     g, d, q = model.generator, model.discriminator, model.q_head
     betas = tuple(cfg.model.betas)
     opt_d = torch.optim.Adam(

@@ -21,7 +21,7 @@ _M32 = 0xFFFFFFFF
 
 
 def line_masks() -> Tensor:
-    """(10, 28, 28) bool: foreground of each line class."""
+    """(10, 28, 28) bool: foreground of each line class (the class templates of the decoder too)."""
     masks = torch.zeros(10, 28, 28, dtype=torch.bool)
     for y in range(10):
         masks[y, :, 3 + 2 * y : 7 + 2 * y] = True
@@ -37,6 +37,22 @@ def rectangle_masks() -> tuple[Tensor, Tensor]:
         left[k, 3 : 3 + h, 3:13] = True
         right[k, 3 : 3 + h, 15:25] = True
     return left, right
+
+
+def class_factors(variant: str, cls: Tensor) -> Tensor:
+    """Factors (B, F) long of classes (B,): line (position,), rectangles (left height index, right height index)."""
+    return cls[:, None] if variant == "line" else torch.stack([cls // 10, cls % 10], dim=1)
+
+
+def class_masks(variant: str) -> tuple[Tensor, Tensor]:
+    """Every class of a variant: foregrounds (C, 28, 28) bool and factors (C, F) long. What the data draws and
+    what the decoder matches against come from here."""
+    if variant == "line":
+        masks = line_masks()
+    else:
+        left, right = rectangle_masks()
+        masks = (left[:, None] | right[None, :]).reshape(100, 28, 28)
+    return masks, class_factors(variant, torch.arange(len(masks)))
 
 
 def _mul32(x: Tensor, c: int) -> Tensor:
@@ -70,12 +86,8 @@ class BasicProp(Dataset):
         if noise not in NOISE_MODES:
             raise ValueError(f"data.noise must be one of {NOISE_MODES}, got {noise!r}.")
         self.variant, self.size, self.noise, self.seed = variant, int(size), noise, int(seed)
-        if variant == "line":
-            self.n_classes, self.masks = 10, line_masks()
-        else:
-            left, right = rectangle_masks()
-            self.n_classes = 100
-            self.masks = (left[:, None] | right[None, :]).reshape(100, 28, 28)
+        self.masks, _ = class_masks(variant)
+        self.n_classes = len(self.masks)
         self.factor_names = ["position"] if variant == "line" else ["left_height", "right_height"]
 
     def __len__(self) -> int:
@@ -89,8 +101,7 @@ class BasicProp(Dataset):
 
     def factors(self, index: Tensor) -> Tensor:
         """Ground-truth factors (B, F) long of sample indices (B,)."""
-        cls = index % self.n_classes
-        return cls[:, None] if self.variant == "line" else torch.stack([cls // 10, cls % 10], dim=1)
+        return class_factors(self.variant, index % self.n_classes)
 
     def __getitem__(self, keys: Tensor) -> tuple[Tensor, Tensor]:
         keys = torch.as_tensor(keys, dtype=torch.long).reshape(-1)
@@ -114,6 +125,8 @@ class BasicProp(Dataset):
 class BasicPropDataModule(BatchDataModule):
     """BasicProp line or rectangles; train and validation sets are disjoint streams of the same generator."""
 
+    factors_are_generative = True  # each image is drawn from exactly its factors: MIG applies
+
     def __init__(
         self,
         variant: str = "line",
@@ -125,18 +138,18 @@ class BasicPropDataModule(BatchDataModule):
         num_workers: int = 0,
     ) -> None:
         super().__init__()
+        for key, value in (("batch_size", batch_size), ("train_size", train_size), ("val_size", val_size)):
+            if value <= 0:
+                raise ValueError(f"data.{key} must be > 0, got {value}.")
+        if batch_size > train_size:
+            raise ValueError(
+                f"data.batch_size={batch_size} is larger than the training set ({train_size} samples): "
+                "lower data.batch_size or raise data.train_size."
+            )
         self.train_set = BasicProp(variant, train_size, noise, seed)
         # The validation stream uses another seed, so its noise never repeats a training image's.
         self.val_set = BasicProp(variant, val_size, noise, seed + 7919)
         self.batch_size, self.seed, self.num_workers = int(batch_size), int(seed), int(num_workers)
+        self.variant = variant
         self.factor_names = self.train_set.factor_names
         self.channels, self.image_size = 1, 28
-        self.factors_are_generative = True  # the factors are exactly what generated each image: MIG applies
-        self.labels_can_be_invalid = True  # a generated image may fit no BasicProp class
-
-    def label_images(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        """Factors (B, F) read off images by the analytic decoder, and whether each is a valid BasicProp image."""
-        from infogan_pl.metrics.basicprop_decoder import decode_basicprop  # metrics sit above data
-
-        factors, valid, _ = decode_basicprop(images, self.train_set.variant)
-        return factors, valid

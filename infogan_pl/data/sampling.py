@@ -125,7 +125,7 @@ class BatchDataModule(L.LightningDataModule):
 
     Loaders yield key batches (B,); the batch is rendered from them on the training device: BasicProp is drawn
     there, MNIST / CelebA are held there as one uint8 tensor (moved once). Subclasses set train_set, val_set,
-    batch_size, seed, num_workers, factor_names, channels and image_size.
+    batch_size, seed, num_workers, factor_names, channels and image_size, and say what their factors are.
     """
 
     train_set: Dataset
@@ -133,6 +133,18 @@ class BatchDataModule(L.LightningDataModule):
     batch_size: int
     seed: int
     num_workers: int = 0
+    channels: int = 1
+    image_size: int = 28
+    factor_names: list[str]
+    factors_are_generative: bool = False  # the factors are exactly what generated each image: MIG applies
+    factors_are_attributes: bool = False  # binary attributes (CelebA), not classes: code x attribute MI table only
+
+    def check(self, world_size: int = 1) -> None:
+        """Before training: the data is present and sound and one batch fits each of `world_size` processes;
+        raises one actionable line. Downloads when the DataModule is allowed to."""
+        self.prepare_data()
+        self.setup("fit")
+        EpochBatchSampler(len(self.train_set), self.batch_size, world_size=world_size)
 
     def _sampler(self, size: int, shuffle: bool) -> EpochBatchSampler:
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from infogan_pl.latent import Codes
-from infogan_pl.losses import mutual_information_lower_bound
+from infogan_pl.losses import continuous_code_fit, mutual_information_lower_bound
 from infogan_pl.models.gan import GAN
 from infogan_pl.nets import QHead
 
@@ -40,6 +40,7 @@ class InfoGAN(GAN):
         if not self.latent.has_codes:
             raise ValueError("InfoGAN needs latent codes: set latent.categorical or latent.continuous.")
         self.lambda_info, self.lr_q = float(lambda_info), float(lr_q)
+        self._last_q = None
         self.mi_trains_trunk, self.learn_sigma = mi_trains_trunk, learn_sigma
         self.q_head = QHead(
             self.latent.categorical,
@@ -58,11 +59,19 @@ class InfoGAN(GAN):
 
     def q_loss(self, fake_features: Tensor, codes: Codes) -> tuple[Tensor, dict[str, Tensor]]:
         trunk_learns = self.mi_trains_trunk and not self.is_probe
-        mi = mutual_information_lower_bound(
-            self.q_head(fake_features if trunk_learns else fake_features.detach()), codes
-        )
+        q = self.q_head(fake_features if trunk_learns else fake_features.detach())
+        self._last_q = (q, codes)
+        mi = mutual_information_lower_bound(q, codes)
         weight = 1.0 if self.is_probe else self.lambda_info
         return -weight * mi["total"], mi
+
+    def info_metrics(self) -> dict[str, Tensor]:
+        """For the logged batches: per continuous code the MSE of Q's mean and the σ-optimal bound (`mi/cont<j>_mse`,
+        `mi/cont<j>_opt`), beside the σ = 1 bound `mi/cont<j>` that the loss uses."""
+        if self._last_q is None:
+            return {}
+        q, codes = self._last_q
+        return {f"mi/{k}": v.detach() for k, v in continuous_code_fit(q, codes).items()}
 
     def generator_info_loss(self, fake_features: Tensor, codes: Codes) -> Tensor:
         if self.is_probe:

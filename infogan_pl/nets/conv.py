@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from infogan_pl.nets.mnist import TrunkAndHead, init_weights, norm_layer
+from infogan_pl.nets.mnist import TrunkAndHead, check_slope, init_weights, norm_layer
 
 _SIZES = (32, 64)
 
 
 def _check_size(image_size: int) -> int:
     if image_size not in _SIZES:
-        raise ValueError(f"the conv networks take 32x32 or 64x64 images, got image_size={image_size}.")
+        raise ValueError(f"the conv networks take 32 or 64 px images, got {image_size}x{image_size} (data.image_size).")
     return image_size
 
 
@@ -56,6 +56,7 @@ class ConvDiscriminator(TrunkAndHead):
     def __init__(self, channels: int = 3, image_size: int = 32, leaky_slope: float = 0.1, norm: str = "batch") -> None:
         super().__init__()
         _check_size(image_size)
+        check_slope(leaky_slope)
         convs = [(channels, 64, False), (64, 128, True), (128, 256, True)]
         if image_size == 64:
             convs.append((256, 256, True))

@@ -26,8 +26,11 @@ class Generator(nn.Module):
     `hidden` is the width of the first FC layer (the paper's 1024).
     """
 
-    def __init__(self, input_dim: int, channels: int = 1, hidden: int = 1024) -> None:
+    def __init__(self, input_dim: int, channels: int = 1, hidden: int = 1024, image_size: int = 28) -> None:
         super().__init__()
+        check_28(image_size)
+        if hidden < 1:
+            raise ValueError(f"model.generator.hidden must be >= 1, got {hidden}.")
         self.net = nn.Sequential(
             nn.Linear(input_dim, hidden, bias=False),
             nn.BatchNorm1d(hidden),
@@ -89,6 +92,19 @@ class QHead(nn.Module):
         return QOutput(logits, mean, log_std)
 
 
+def check_28(image_size: int) -> None:
+    if image_size != 28:
+        raise ValueError(
+            f"the MNIST networks take 28x28 images but the data gives {image_size}x{image_size}: "
+            "use model=infogan_celeba for CelebA."
+        )
+
+
+def check_slope(leaky_slope: float) -> None:
+    if not 0 <= leaky_slope < 1:
+        raise ValueError(f"model.discriminator.leaky_slope must be in [0, 1), got {leaky_slope}.")
+
+
 def norm_layer(kind: str, features: int, conv: bool) -> nn.Module:
     """batch: BatchNorm; layer: LayerNorm over all of a sample's features (GroupNorm(1, C) for conv maps), as
     WGAN-GP needs (its penalty is per sample, so the critic must not mix samples); none: identity."""
@@ -124,8 +140,14 @@ class Discriminator(TrunkAndHead):
     `hidden` is the width of the FC layer, i.e. of the features Q reads (the paper's 1024).
     """
 
-    def __init__(self, channels: int = 1, leaky_slope: float = 0.1, norm: str = "batch", hidden: int = 1024) -> None:
+    def __init__(
+        self, channels: int = 1, leaky_slope: float = 0.1, norm: str = "batch", hidden: int = 1024, image_size: int = 28
+    ) -> None:
         super().__init__()
+        check_28(image_size)
+        check_slope(leaky_slope)
+        if hidden < 1:
+            raise ValueError(f"model.discriminator.hidden must be >= 1, got {hidden}.")
         self.trunk = nn.Sequential(
             nn.Conv2d(channels, 64, 4, 2, 1),
             nn.LeakyReLU(leaky_slope, inplace=True),

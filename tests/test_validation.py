@@ -1,0 +1,94 @@
+"""The pre-flight check: every rule is its owner's (a constructor's) one-line refusal, seen before anything runs."""
+
+import pytest
+
+from infogan_pl.build import ConfigError
+from infogan_pl.train import train
+from infogan_pl.validation import validate
+from tests.helpers import compose_config, tiny_overrides
+
+BAD = [
+    (["model.lambda_info=-1"], "model.lambda_info must be >= 0"),
+    (["latent.categorical=[1]"], "latent.categorical sizes must each be >= 2"),
+    (["latent.z_dim=0", "latent.categorical=[]", "latent.continuous=0"], "latent spec is empty"),
+    (["model.lr_d=0"], "model.lr_d must be > 0"),
+    (["model.lr_g=-1e-3"], "model.lr_g must be > 0"),
+    (["model.lr_q=0"], "model.lr_q must be > 0"),
+    (["noise=gaussian", "noise.std=-0.1"], "noise.std must be >= 0"),
+    (["noise.schedule=cosine"], "noise.schedule must be one of"),
+    (["noise.where=edges"], "noise.where must be one of"),
+    (["data.batch_size=100000"], "data.batch_size=100000 is larger than the training set"),
+    (["data.batch_size=0"], "data.batch_size must be > 0"),
+    (["data.variant=circles"], "data.variant must be one of ('line', 'rectangles')"),
+    (["data.noise=pink"], "data.noise must be one of"),
+    (["latent.z_dim=-3"], "must be >= 0"),
+    (["latent.z_prior=laplace"], "latent.z_prior must be"),
+    (["model.betas=[0.5,1.5]"], "model.betas must be two numbers"),
+    (["model.nan.policy=retry"], "model.nan.policy must be one of"),
+    (["model.d_steps_per_g=0"], "model.d_steps_per_g must be >= 1"),
+    (["trainer.max_steps=0"], "nothing to train"),
+    (["trainer.max_steps=-1", "trainer.max_epochs=-1"], "training would never end"),
+    (["trainer=ddp_cpu", "trainer.devices=1"], "DDP with one device"),
+    (["model=infogan", "latent=noise_only"], "InfoGAN needs latent codes"),
+    (["experiment=celeba_infogan", "model=infogan"], "the MNIST networks take 28x28 images but the data gives 32x32"),
+    (["experiment=celeba_infogan", "data.image_size=48"], "take 32 or 64 px images"),
+    (["callbacks.model_checkpoint.every_n_train_steps=-1"], "every_n_train_steps"),
+    (["trainer.val_check_interval=0"], "val_check_interval must be > 0"),
+    (["seed=abc"], "seed must be an integer"),
+    (["model.discriminator.leaky_slope=2"], "leaky_slope must be in [0, 1)"),
+    (["callbacks.evaluation.bn=batch"], "callbacks.evaluation.bn must be one of"),
+    # types and names, judged against the owner's signature
+    (["trainer.max_steps=abc"], "trainer.max_steps must be int, got 'abc'"),
+    (["data.batch_size=lots"], "data.batch_size must be int, got 'lots'"),
+    (["model.lr_d=fast"], "model.lr_d must be float, got 'fast'"),
+    (["trainer.precision=bogus"], "trainer.precision must be"),
+    (["+model.lamda_info=0.5"], "model.lamda_info is not a setting of infogan_pl.models.InfoGAN (did you mean"),
+    (["+data.batchsize=8"], "data.batchsize is not a setting of infogan_pl.data.BasicPropDataModule"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), BAD, ids=[" ".join(o) for o, _ in BAD])
+def test_bad_configuration_is_refused_with_one_clear_line(overrides, message, tmp_path, mnist_dir):
+    experiment = "celeba_infogan" if "experiment=celeba_infogan" in overrides else "basicprop_line"
+    cfg = compose_config([*tiny_overrides(experiment, mnist_dir), *overrides], tmp_path)
+    with pytest.raises(ConfigError) as err:
+        validate(cfg)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_good_configuration_passes_and_writes_nothing(tmp_path, mnist_dir):
+    validate(compose_config(tiny_overrides("mnist_infogan", mnist_dir), tmp_path / "run"), tmp_path / "run")
+    assert not (tmp_path / "run").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_missing_mnist_is_refused_before_training_naming_make_data(tmp_path):
+    cfg = compose_config(["experiment=mnist_infogan", f"paths.data_dir={tmp_path}", "data.download=false"], tmp_path)
+    with pytest.raises(ConfigError, match="run `make data`"):
+        validate(cfg)
+
+
+def test_checkpoint_faults_are_refused(tmp_path, mnist_dir):
+    run = tmp_path / "run"
+    train(compose_config(tiny_overrides("basicprop_line", mnist_dir), run))
+    ckpt = run / "checkpoints" / "last.ckpt"
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(ckpt.read_bytes()[:1000])
+    cases = [
+        (tmp_path / "none.ckpt", "not found"),
+        (truncated, "is not a readable checkpoint"),
+        (run, "is a directory"),
+    ]
+    for path, message in cases:
+        cfg = compose_config([*tiny_overrides("basicprop_line", mnist_dir), f"ckpt_path={path}"], tmp_path / "x")
+        with pytest.raises(ConfigError, match=message):
+            validate(cfg)
+    other = compose_config(
+        [*tiny_overrides("basicprop_line", mnist_dir), "latent.continuous=3", f"ckpt_path={ckpt}"], tmp_path / "y"
+    )
+    with pytest.raises(
+        ConfigError, match="was trained with latent=.*'continuous': 2.*this run has latent=.*'continuous': 3"
+    ):
+        validate(other)
+    empty = compose_config([*tiny_overrides("basicprop_line", mnist_dir), "ckpt_path=last"], tmp_path / "empty")
+    with pytest.raises(ConfigError, match="ckpt_path=last: no checkpoint in"):
+        validate(empty)
