@@ -61,7 +61,7 @@ def test_slurm_launcher_composes_and_resolves_to_submitit():
 
 
 def test_wandb_sweep_runs_the_module_with_hydra_overrides():
-    spec = yaml.safe_load((Path(CONFIG_DIR) / "sweep" / "wandb" / "lambda_lr.yaml").read_text())
+    spec = yaml.safe_load((Path(CONFIG_DIR) / "sweep" / "wandb_lambda_lr.yml").read_text())
     assert spec["command"] == [
         "${env}",
         "python",

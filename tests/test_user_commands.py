@@ -196,3 +196,23 @@ def test_a_run_piped_to_a_file_shows_progress_lines_before_the_end(tmp_path):
     assert [lines[i].split()[1] for i in progress] == ["4/12", "8/12", "12/12"]
     assert "it/s" in lines[progress[0]] and "ETA" in lines[progress[0]] and "loss/d" in lines[progress[1]]
     assert progress[-1] < next(i for i, line in enumerate(lines) if line.startswith("Outputs in "))
+
+
+def test_the_built_wheel_carries_its_configs_and_runs_from_a_fresh_venv(tmp_path):
+    wheels = tmp_path / "wheels"
+    build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT)]
+    subprocess.run(build, check=True, capture_output=True, timeout=300)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    site = next(venv.glob("lib/python*/site-packages"))
+    install = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target", str(site)]
+    subprocess.run([*install, *map(str, wheels.glob("infogan_pl-*.whl"))], check=True, capture_output=True, timeout=300)
+    deps = next(p for p in map(Path, sys.path) if p.name == "site-packages" and (p / "torch").is_dir())
+    (site / "deps.pth").write_text(f"{deps}\n")  # torch, lightning, hydra: from this environment, not the repo
+    python = venv / "bin" / "python"
+    where = subprocess.run([python, "-c", "import infogan_pl; print(infogan_pl.__file__)"], cwd=tmp_path,
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    assert where.stdout.startswith(str(site))  # the installed copy, not the repository's
+    done = subprocess.run([python, "-m", "infogan_pl", "--help"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "experiment: " in done.stdout and "basicprop_rect_two_cat" in done.stdout

@@ -1,0 +1,3 @@
+from infogan_pl.train import main
+
+main()

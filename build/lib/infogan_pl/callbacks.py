@@ -1,0 +1,131 @@
+"""Callbacks that write what a researcher looks at: traversal grids, evaluation metrics and figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import torch
+from torchvision.io import ImageReadMode, read_image
+
+from infogan_pl.data.sampling import take
+from infogan_pl.figures import mi_curve, mi_heatmap, save_grids, save_mi_table, traversal_grids
+from infogan_pl.loggers import log_mi_panel
+from infogan_pl.losses import FIXED_SIGMA_CEILING
+from infogan_pl.metrics.evaluation import BN_MODES, Budget, evaluate_model, untrained_baseline
+
+
+def log_images(trainer: L.Trainer, images: dict[str, torch.Tensor], step: int) -> None:
+    """Send images (3, H, W) in [0, 1] to every active logger that takes images (W&B, TensorBoard).
+
+    One key per image: W&B shows a list under one key at a single size, so grids of different shapes must not share.
+    """
+    for logger in trainer.loggers:
+        if hasattr(logger, "log_image"):  # WandbLogger
+            for name, image in images.items():
+                logger.log_image(key=name, images=[image], step=step)
+        elif hasattr(getattr(logger, "experiment", None), "add_image"):  # TensorBoardLogger
+            for name, image in images.items():
+                logger.experiment.add_image(f"images/{name}", image, step)
+
+
+class TraversalGrid(L.Callback):
+    """Saves latent traversal grids at each validation: <dirpath>/iter<N>_cat<i>_cont<j>.png.
+
+    Rows: values of categorical code i; columns: continuous code j swept over [-span, span]; z and the other codes
+    fixed (seeded), as in the InfoGAN figures. Without a continuous code the columns are seeded draws of z.
+    """
+
+    def __init__(self, dirpath: str, steps: int = 9, span: float = 2.0, seed: int = 0) -> None:
+        self.dirpath, self.steps, self.span, self.seed = Path(dirpath), steps, span, seed
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        was_training = pl_module.training
+        pl_module.eval()
+        grids = traversal_grids(pl_module, self.steps, self.span, self.seed)
+        pl_module.train(was_training)
+        save_grids(grids, self.dirpath, f"iter{pl_module.iteration:06d}")
+        log_images(trainer, {f"traversal/{k}": v for k, v in grids.items()}, trainer.global_step)
+
+
+class Evaluation(L.Callback):
+    """At each validation: every metric of `infogan_pl.metrics.evaluation` that applies, on fixed subsets, logged
+    under stable names; the code x factor MI heatmap and the MI-per-code curve saved under <dirpath>.
+
+    labeller: what labels generated images (conf/labeller/); loaded at the start of the run, never trained in a
+    validation. One that cannot load (no cached LeNet) turns its metrics off with one line saying how to enable them.
+    bn: `recalibrate` (default) measures Q with D / Q batch-norm statistics re-estimated on real images; `running`
+    with the statistics accumulated in training (mostly from generated images).
+    """
+
+    def __init__(
+        self,
+        dirpath: str,
+        labeller=None,
+        bn: str = "recalibrate",
+        real: int = 10_000,
+        generated_per_value: int = 100,
+        fid: int = 2_000,
+        mi: int = 4_096,
+        seed: int = 1234,
+    ) -> None:
+        if bn not in BN_MODES:
+            raise ValueError(f"callbacks.evaluation.bn must be one of {BN_MODES}, got {bn!r}.")
+        self.dirpath = Path(dirpath)
+        self.labeller, self.bn = labeller, bn
+        self.budget = Budget(real=real, generated_per_value=generated_per_value, fid=fid, mi=mi, seed=seed)
+        self.history: dict[str, list[tuple[int, float]]] = {}
+        self.last_iteration: int | None = None  # the iteration of the last evaluation
+        self._chance: float | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self.labeller is not None:
+            note = self.labeller.setup()
+            if note:
+                if trainer.is_global_zero:
+                    print(f"note: {note}", flush=True)
+                self.labeller = None
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        result = evaluate_model(pl_module, trainer.datamodule, self.budget, self.labeller, self.bn)
+        it = self.last_iteration = pl_module.iteration
+        if "metric/cat_acc" in result.metrics and not trainer.datamodule.factors_are_attributes:
+            if self._chance is None:
+                images, factors = take(trainer.datamodule.val_set, self.budget.real)
+                self._chance = untrained_baseline(pl_module, images, factors, trainer.datamodule.factor_names)
+            result.metrics["metric/cat_acc_untrained"] = self._chance
+        pl_module.log("iteration", float(it), rank_zero_only=True)
+        for name, value in result.metrics.items():
+            pl_module.log(name, value, rank_zero_only=True, prog_bar=name == "metric/cat_acc")
+            if name.startswith("mi/eval_") and name != "mi/eval_total" and name.count("_") == 1:
+                self.history.setdefault(name.removeprefix("mi/eval_"), []).append((it, value))
+        figures = []
+        if self.history:
+            log_mi_panel(trainer, self.history)
+            figures.append(mi_curve(self.history, code_ceilings(pl_module), self.dirpath / "mi_curve.png"))
+        if result.mi_matrix is not None:
+            labels = (result.code_labels, result.factor_labels)
+            figures.append(mi_heatmap(result.mi_matrix, *labels, self.dirpath / "mi_heatmap.png"))
+            save_mi_table(result.mi_matrix, *labels, self.dirpath / "mi_table.csv")
+        if figures:
+            images = {f"figures/{p.stem}": read_image(str(p), ImageReadMode.RGB).float() / 255 for p in figures}
+            log_images(trainer, images, trainer.global_step)
+
+    def state_dict(self) -> dict:
+        return {"history": {k: [list(p) for p in v] for k, v in self.history.items()}}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.history = {k: [tuple(p) for p in v] for k, v in state_dict.get("history", {}).items()}
+
+
+def code_ceilings(model) -> dict[str, float]:
+    """The most each code's L_I term can reach: H(c) = ln K for Cat(K); for a U(-1, 1) code with σ fixed at 1,
+    ln 2 - ½ ln 2π (learned σ has no finite ceiling: the code is left out)."""
+    ceilings = {k: v for k, v in model.latent.entropies().items() if k.startswith("cat")}
+    if not getattr(model, "learn_sigma", True):
+        ceilings.update({f"cont{j}": FIXED_SIGMA_CEILING for j in range(model.latent.continuous)})
+    return ceilings

@@ -1,0 +1,186 @@
+"""Everything about checkpoints in one place: what they hold beyond Lightning's state, where they go, how they are
+read safely, whether one fits the run that wants to resume from it, and the callbacks that write them.
+
+A checkpoint holds the resolved run configuration under `CONFIG_KEY` (so `evaluate` rebuilds the model from it),
+the iteration, the NaN guard's state and every random generator's state (bit-exact resume). Files are read with
+`torch.load(weights_only=True)` only; a file that is not a readable infogan_pl checkpoint is refused in one line.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from omegaconf import DictConfig, OmegaConf
+
+CONFIG_KEY = "infogan_pl_config"
+LAST, LAST_FINITE = "last.ckpt", "last_finite.ckpt"
+# Keys of the stored run configuration that must match for a checkpoint to fit the model being built.
+MUST_MATCH = (
+    "model._target_",
+    "latent",
+    "data._target_",
+    "data.variant",
+    "data.image_size",
+    "model.generator",
+    "model.discriminator",
+    "model.learn_sigma",
+)
+
+
+# ---------------------------------------------------------------------------------------------------- state
+def rng_state() -> dict:
+    """Python, NumPy, torch (and CUDA) generator states, in types torch.load(weights_only=True) accepts."""
+    np_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(_as_tuple(state["python"]))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuple(x):
+    return tuple(_as_tuple(v) for v in x) if isinstance(x, list | tuple) else x
+
+
+# ---------------------------------------------------------------------------------------------------- files
+def checkpoint_dir(trainer: L.Trainer) -> Path:
+    """Where this run's checkpoints go: the ModelCheckpoint's directory, else <run dir>/checkpoints."""
+    callback = trainer.checkpoint_callback
+    if callback is not None and callback.dirpath:
+        return Path(callback.dirpath)
+    return Path(trainer.default_root_dir) / "checkpoints"
+
+
+def load_checkpoint_file(path: str | Path) -> dict:
+    """torch.load(weights_only=True) with one clear error for a missing, directory, truncated or foreign file.
+
+    torch's own message (which suggests weights_only=False, i.e. running arbitrary code) never reaches the user."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"checkpoint {path} is a directory: give a .ckpt file, e.g. {path / 'checkpoints' / LAST}")
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # truncated zip, text, a pickle with code in it: torch raises many types
+        raise ValueError(
+            f"checkpoint {path} is not a readable checkpoint (truncated, corrupt or not a torch file); use another one"
+        ) from None
+    if not isinstance(ckpt, dict) or CONFIG_KEY not in ckpt:
+        raise ValueError(f"checkpoint {path} holds no infogan_pl configuration: it was not written by infogan_pl")
+    return ckpt
+
+
+def _select(config: dict, dotted: str):
+    node = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def check_compatible(path: str | Path, stored: dict, current: dict) -> None:
+    """Raise one line naming what differs when a checkpoint was trained with another model / latent / data.
+
+    stored: the configuration saved in the checkpoint; current: {dotted key: value} of this run for MUST_MATCH."""
+    for key in MUST_MATCH:
+        old, new = _select(stored, key), current.get(key)
+        if old != new:
+            raise ValueError(f"checkpoint {path} was trained with {key}={old}, this run has {key}={new}")
+
+
+def resume_path(cfg: DictConfig, run_dir: str | Path | None = None) -> Path | None:
+    """The file `ckpt_path` names: None, a path, or `last` = <run dir>/checkpoints/last.ckpt."""
+    path = cfg.get("ckpt_path")
+    if path in (None, ""):
+        return None
+    if path == "last":
+        root = run_dir if run_dir is not None else cfg.paths.output_dir
+        last = Path(root) / "checkpoints" / LAST
+        if not last.is_file():
+            raise ValueError(
+                f"ckpt_path=last: no checkpoint in {last.parent}; give the run's directory with "
+                "hydra.run.dir=<run dir> (or a file with ckpt_path=<file>)"
+            )
+        return last
+    return Path(path)
+
+
+def check_resume(cfg: DictConfig, run_dir: str | Path | None = None) -> None:
+    """The checkpoint to resume from (if any) is readable and fits this run; ValueError (one line) otherwise."""
+    path = resume_path(cfg, run_dir)
+    if path is None:
+        return
+    stored = load_checkpoint_file(path)[CONFIG_KEY]
+    current = {}
+    for key in MUST_MATCH:
+        node = OmegaConf.select(cfg, key)
+        current[key] = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+    check_compatible(path, stored, current)
+
+
+def non_finite_tensors(tree, prefix: str = "") -> list[str]:
+    """Names of the floating-point tensors in a nested dict / list that hold a NaN or an infinity."""
+    if isinstance(tree, torch.Tensor):
+        return [prefix] if tree.is_floating_point() and not bool(torch.isfinite(tree).all()) else []
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list | tuple) else ()
+    return [
+        name for key, value in items for name in non_finite_tensors(value, f"{prefix}.{key}" if prefix else str(key))
+    ]
+
+
+def save_last(trainer: L.Trainer) -> Path:
+    """checkpoints/last.ckpt at the end of a run (ModelCheckpoint writes it only at its periodic saves)."""
+    path = checkpoint_dir(trainer) / LAST
+    trainer.save_checkpoint(path, weights_only=False)
+    return path
+
+
+def save_last_finite(trainer: L.Trainer, module: L.LightningModule) -> Path | None:
+    """checkpoints/last_finite.ckpt from the module's current state, written only if every tensor is finite."""
+    state = {"state_dict": module.state_dict(), "optimizers": [o.optimizer.state_dict() for o in module.optimizers()]}
+    if non_finite_tensors(state):
+        return None
+    path = checkpoint_dir(trainer) / LAST_FINITE
+    trainer.save_checkpoint(path, weights_only=False)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------- callbacks
+class ConfigInCheckpoint(L.Callback):
+    """Stores the resolved run configuration in every checkpoint, so `evaluate` can rebuild the model from it."""
+
+    def __init__(self, config: dict) -> None:
+        self.config = config
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        checkpoint[CONFIG_KEY] = self.config
+
+
+class PreemptionCheckpoint(L.Callback):
+    """On SIGTERM (what SLURM sends before preemption or the time limit) Lightning stops after the current batch;
+    this saves checkpoints/last.ckpt first, so `ckpt_path=last` (or a requeue) continues exactly from there."""
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, SIGTERMException) and trainer.checkpoint_callback is not None:
+            path = save_last(trainer)
+            if trainer.is_global_zero:
+                print(f"SIGTERM at iteration {pl_module.iteration}: saved {path}; resume with ckpt_path=last")

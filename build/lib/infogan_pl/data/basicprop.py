@@ -1,0 +1,155 @@
+"""BasicProp (Evtimova & Drozdov): 28x28 bars whose position / heights are known ground-truth factors.
+
+line: class y is a vertical bar 4 px wide over all 28 rows at columns 3+2y .. 6+2y.
+rectangles: two 10 px wide bars starting at row 3, left at columns 3-12, right at columns 15-24, heights
+3 + 2k (k = 0..9); factors (left height index, right height index), 100 classes.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from infogan_pl.data.sampling import BatchDataModule
+
+VARIANTS = ("line", "rectangles")
+NOISE_MODES = ("none", "foreground", "background", "both")
+FOREGROUND_NOISE = (150, 240)  # the study's foreground pixels: uniform integers in [150, 240), then /255
+BACKGROUND_NOISE = (0, 60)  # the study's background pixels: uniform integers in [0, 60), then /255
+_M32 = 0xFFFFFFFF
+
+
+def line_masks() -> Tensor:
+    """(10, 28, 28) bool: foreground of each line class (the class templates of the decoder too)."""
+    masks = torch.zeros(10, 28, 28, dtype=torch.bool)
+    for y in range(10):
+        masks[y, :, 3 + 2 * y : 7 + 2 * y] = True
+    return masks
+
+
+def rectangle_masks() -> tuple[Tensor, Tensor]:
+    """Left and right bar foregrounds, each (10, 28, 28) bool, indexed by height index k (height 3 + 2k)."""
+    left = torch.zeros(10, 28, 28, dtype=torch.bool)
+    right = torch.zeros(10, 28, 28, dtype=torch.bool)
+    for k in range(10):
+        h = 3 + 2 * k
+        left[k, 3 : 3 + h, 3:13] = True
+        right[k, 3 : 3 + h, 15:25] = True
+    return left, right
+
+
+def class_factors(variant: str, cls: Tensor) -> Tensor:
+    """Factors (B, F) long of classes (B,): line (position,), rectangles (left height index, right height index)."""
+    return cls[:, None] if variant == "line" else torch.stack([cls // 10, cls % 10], dim=1)
+
+
+def class_masks(variant: str) -> tuple[Tensor, Tensor]:
+    """Every class of a variant: foregrounds (C, 28, 28) bool and factors (C, F) long. What the data draws and
+    what the decoder matches against come from here."""
+    if variant == "line":
+        masks = line_masks()
+    else:
+        left, right = rectangle_masks()
+        masks = (left[:, None] | right[None, :]).reshape(100, 28, 28)
+    return masks, class_factors(variant, torch.arange(len(masks)))
+
+
+def _mul32(x: Tensor, c: int) -> Tensor:
+    """(x * c) mod 2^32 for int64 x in [0, 2^32) without int64 overflow."""
+    return (x * (c & 0xFFFF) + (((x * (c >> 16)) & 0xFFFF) << 16)) & _M32
+
+
+def hash32(x: Tensor) -> Tensor:
+    """A 32-bit integer hash (lowbias32) of int64 tensors: counter-based randomness, vectorized, on any device."""
+    x = x & _M32
+    x = x ^ (x >> 16)
+    x = _mul32(x, 0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = _mul32(x, 0x846CA68B)
+    return x ^ (x >> 16)
+
+
+class BasicProp(Dataset):
+    """Renders whole batches: `dataset[keys]` with keys (B,) = epoch * size + index -> (images, factors).
+
+    images: (B, 1, 28, 28) float in [-1, 1]; factors: (B, 1) position (line) or (B, 2) left / right height
+    index (rectangles), long. Sample `index` has class `index % n_classes` (balanced). The study's data-level noise
+    is drawn per sample and per pixel from a hash of (seed, epoch, index, pixel): fresh every epoch and reproducible.
+    """
+
+    renders_batches = True  # dataset[keys (B,)] -> a whole batch
+
+    def __init__(self, variant: str = "line", size: int = 100_000, noise: str = "none", seed: int = 0) -> None:
+        if variant not in VARIANTS:
+            raise ValueError(f"data.variant must be one of {VARIANTS}, got {variant!r}.")
+        if noise not in NOISE_MODES:
+            raise ValueError(f"data.noise must be one of {NOISE_MODES}, got {noise!r}.")
+        self.variant, self.size, self.noise, self.seed = variant, int(size), noise, int(seed)
+        self.masks, _ = class_masks(variant)
+        self.n_classes = len(self.masks)
+        self.factor_names = ["position"] if variant == "line" else ["left_height", "right_height"]
+
+    def __len__(self) -> int:
+        return self.size
+
+    def _masks(self, device: torch.device) -> Tensor:
+        """The class masks on `device`, copied there once."""
+        if self.masks.device != device:
+            self.masks = self.masks.to(device)
+        return self.masks
+
+    def factors(self, index: Tensor) -> Tensor:
+        """Ground-truth factors (B, F) long of sample indices (B,)."""
+        return class_factors(self.variant, index % self.n_classes)
+
+    def __getitem__(self, keys: Tensor) -> tuple[Tensor, Tensor]:
+        keys = torch.as_tensor(keys, dtype=torch.long).reshape(-1)
+        epoch, index = keys // self.size, keys % self.size
+        fg = self._masks(keys.device)[index % self.n_classes]  # (B, 28, 28) bool
+        pixels = fg.to(torch.float32) * 255.0
+        if self.noise != "none":
+            sample = hash32(hash32(hash32(index) ^ hash32(epoch + 0x51ED27)) + self.seed * 0x9E3779B1)
+            pix = torch.arange(28 * 28, device=keys.device).reshape(1, 28, 28)
+            u = hash32(sample[:, None, None] + _mul32(pix, 0x85EBCA6B))  # (B, 28, 28) uniform in [0, 2^32)
+            if self.noise in ("foreground", "both"):
+                lo, hi = FOREGROUND_NOISE
+                pixels = torch.where(fg, (lo + u % (hi - lo)).to(torch.float32), pixels)
+            if self.noise in ("background", "both"):
+                lo, hi = BACKGROUND_NOISE
+                pixels = torch.where(fg, pixels, (lo + u % (hi - lo)).to(torch.float32))
+        images = (pixels / 255.0 * 2.0 - 1.0).unsqueeze(1)
+        return images, self.factors(index)
+
+
+class BasicPropDataModule(BatchDataModule):
+    """BasicProp line or rectangles; train and validation sets are disjoint streams of the same generator."""
+
+    factors_are_generative = True  # each image is drawn from exactly its factors: MIG applies
+
+    def __init__(
+        self,
+        variant: str = "line",
+        train_size: int = 100_000,
+        val_size: int = 10_000,
+        batch_size: int = 64,
+        noise: str = "none",
+        seed: int = 0,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        for key, value in (("batch_size", batch_size), ("train_size", train_size), ("val_size", val_size)):
+            if value <= 0:
+                raise ValueError(f"data.{key} must be > 0, got {value}.")
+        if batch_size > train_size:
+            raise ValueError(
+                f"data.batch_size={batch_size} is larger than the training set ({train_size} samples): "
+                "lower data.batch_size or raise data.train_size."
+            )
+        self.train_set = BasicProp(variant, train_size, noise, seed)
+        # The validation stream uses another seed, so its noise never repeats a training image's.
+        self.val_set = BasicProp(variant, val_size, noise, seed + 7919)
+        self.batch_size, self.seed, self.num_workers = int(batch_size), int(seed), int(num_workers)
+        self.variant = variant
+        self.factor_names = self.train_set.factor_names
+        self.channels, self.image_size = 1, 28

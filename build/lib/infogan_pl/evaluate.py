@@ -1,0 +1,93 @@
+"""`python -m infogan_pl.evaluate ckpt_path=<ckpt> [key=value ...]`: every metric of a checkpoint, full budgets.
+
+Writes <checkpoint dir>/eval_<checkpoint name>/metrics.json, the traversal grids and the code x factor MI heatmap.
+The model is rebuilt from the configuration stored in the checkpoint (by the same builder as training); `key=value`
+arguments override it (e.g. `paths.data_dir=/elsewhere`, `device=cuda`, `budget.real=2000`, `bn=running`). Runs on
+the CPU by default, whatever trained it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from infogan_pl.build import ConfigError, build, build_labeller
+from infogan_pl.checkpointing import CONFIG_KEY, load_checkpoint_file
+from infogan_pl.data.sampling import take
+from infogan_pl.figures import mi_heatmap, save_grids, traversal_grids
+from infogan_pl.metrics.evaluation import Budget, evaluate_model, untrained_baseline
+from infogan_pl.report import metrics_table
+
+FULL = Budget(real=10_000, generated_per_value=1_000, fid=10_000, mi=10_000)
+
+
+def load_checkpoint(path: str | Path, overrides: DictConfig | None = None, device: str = "cpu"):
+    """(config, datamodule, model, iteration) rebuilt from an infogan_pl checkpoint, weights loaded, in eval mode."""
+    ckpt = load_checkpoint_file(path)
+    cfg = OmegaConf.create(ckpt[CONFIG_KEY])
+    if overrides is not None:
+        with open_dict(cfg):
+            cfg = OmegaConf.merge(cfg, overrides)
+    datamodule, model = build(cfg)
+    datamodule.setup("validate")
+    model.load_state_dict(ckpt["state_dict"])
+    model.to(device).eval()
+    return cfg, datamodule, model, ckpt.get("iteration", 0)
+
+
+def evaluate_checkpoint(path: str | Path, args: DictConfig) -> Path:
+    """Evaluate one checkpoint; returns the directory it wrote."""
+    budget_args = args.pop("budget", None) or {}
+    device = args.pop("device", "cpu")
+    bn = args.pop("bn", "recalibrate")
+    cfg, datamodule, model, iteration = load_checkpoint(path, args, device)
+    budget = Budget(**{**FULL.__dict__, **budget_args})
+    labeller = build_labeller(cfg)
+    note = labeller.setup() if labeller is not None else None
+    if note:
+        print(f"note: {note}")
+        labeller = None
+    result = evaluate_model(model, datamodule, budget, labeller, bn)
+    if "metric/cat_acc" in result.metrics and not datamodule.factors_are_attributes:
+        images, factors = take(datamodule.val_set, budget.real)
+        result.metrics["metric/cat_acc_untrained"] = untrained_baseline(model, images, factors, datamodule.factor_names)
+    out = Path(path).parent / f"eval_{Path(path).stem}"
+    out.mkdir(parents=True, exist_ok=True)
+    save_grids(traversal_grids(model), out, "traversal")
+    if result.mi_matrix is not None:
+        mi_heatmap(result.mi_matrix, result.code_labels, result.factor_labels, out / "mi_heatmap.png")
+    record = {"checkpoint": str(path), "experiment": cfg.name, "iteration": iteration, "bn": bn}
+    (out / "metrics.json").write_text(json.dumps({**record, "metrics": result.metrics}, indent=2, sort_keys=True))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = OmegaConf.from_dotlist(argv)
+    except Exception as err:  # omegaconf raises several grammar errors
+        print(f"error: could not parse {argv}: {err}. Use key=value, e.g. ckpt_path=run/last.ckpt", file=sys.stderr)
+        return 2
+    path = args.pop("ckpt_path", None)
+    if path in (None, ""):
+        print("error: give the checkpoint: python -m infogan_pl.evaluate ckpt_path=<file>", file=sys.stderr)
+        return 2
+    try:
+        out = evaluate_checkpoint(path, args)
+    except (FileNotFoundError, ValueError, ConfigError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (RuntimeError, OSError) as err:
+        print(f"error: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}", file=sys.stderr)
+        return 1
+    metrics = json.loads((out / "metrics.json").read_text())["metrics"]
+    print(metrics_table(metrics))
+    print(f"Wrote {out / 'metrics.json'} (every metric) and figures in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Weights & Biases set up so that it never prompts, never hangs a run, and falls back to the other loggers."""
+
+from __future__ import annotations
+
+import logging
+import netrc
+import os
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# Metric families drawn against `iteration` (completed training iterations, logged with every row) on the dashboard.
+STEP_METRICS = ("loss/*", "mi/*", "d/*", "noise/*", "metric/*", "val/*")
+
+
+def wandb_api_key_configured() -> bool:
+    """True when W&B can log in without asking: WANDB_API_KEY is set or ~/.netrc has api.wandb.ai."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        host = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai").split("://")[-1].split("/")[0]
+        return netrc.netrc().authenticators(host) is not None
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+
+
+def wandb_mode(requested: str | None = None) -> str:
+    """`online` when an API key is configured, else `offline`; WANDB_MODE or an explicit mode wins."""
+    mode = requested or os.environ.get("WANDB_MODE")
+    if mode in ("online", "offline", "disabled"):
+        return mode
+    return "online" if wandb_api_key_configured() else "offline"
+
+
+def wandb_logger(
+    project: str = "infogan_pl",
+    save_dir: str = ".",
+    mode: str | None = None,
+    init_timeout: float = 30.0,
+    **kwargs: Any,
+):
+    """A started Lightning WandbLogger, or None (with one warning) when W&B cannot start: the run goes on with the
+    other loggers. kwargs go to wandb.init (entity, tags, group, job_type, name, ...)."""
+    try:
+        import wandb
+        from lightning.pytorch.loggers import WandbLogger
+
+        mode = wandb_mode(mode)
+        Path(save_dir).mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("WANDB_SILENT", "true")
+        settings = wandb.Settings(init_timeout=init_timeout, console="off", x_disable_stats=True)
+        # Started here (not by the logger at step 1), so a failure shows now and the run goes on without W&B.
+        run = wandb.init(project=project, dir=save_dir, mode=mode, settings=settings, resume="allow", **kwargs)
+        logger = WandbLogger(experiment=run, project=project, save_dir=save_dir)
+        run.define_metric("iteration")
+        run.define_metric("trainer/global_step")
+        for pattern in STEP_METRICS:
+            run.define_metric(pattern, step_metric="iteration")
+        log.info("W&B run %s (%s mode) in %s", run.id, mode, save_dir)
+        return logger
+    except Exception as err:  # W&B raises many types (CommError, UsageError, timeouts): never fatal here
+        log.warning("W&B could not start (%s: %s); continuing with the other loggers.", type(err).__name__, err)
+        return None
+
+
+def log_mi_panel(trainer, history: dict[str, list[tuple[int, float]]]) -> None:
+    """One W&B panel with L_I of every code over training (a line series), for the W&B loggers among trainer's."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+    if not loggers or not history:
+        return
+    import wandb
+
+    names = sorted(history)
+    xs = [[x for x, _ in history[n]] for n in names]
+    ys = [[y for _, y in history[n]] for n in names]
+    chart = wandb.plot.line_series(xs=xs, ys=ys, keys=names, title="L_I per code (nats)", xname="iteration")
+    for lg in loggers:
+        iteration = max(x for series in xs for x in series)
+        lg.experiment.log({"mi/per_code": chart, "iteration": iteration, "trainer/global_step": trainer.global_step})
+
+
+def finish_wandb(trainer) -> None:
+    """Close the W&B run of this job (Hydra multirun starts the next job in the same process)."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    for lg in trainer.loggers:
+        if isinstance(lg, WandbLogger):
+            lg.experiment.finish()

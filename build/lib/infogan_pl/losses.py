@@ -1,0 +1,143 @@
+"""Adversarial losses and the variational lower bound L_I on the mutual information I(c; G(z, c))."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from infogan_pl.latent import Codes
+from infogan_pl.nets import QOutput
+
+# log σ is clamped to this range when σ is learned, so a collapsing σ cannot drive the log-likelihood to ±inf.
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+
+
+def discriminator_loss(real_logits: Tensor, fake_logits: Tensor, real_target: float = 1.0) -> Tensor:
+    """Binary cross-entropy of D: real -> real_target (1, or 1 - s with one-sided label smoothing), fake -> 0, on
+    logits (B,) (float targets, no sigmoid first)."""
+    return F.binary_cross_entropy_with_logits(
+        real_logits, torch.full_like(real_logits, real_target)
+    ) + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+
+
+def generator_loss(fake_logits: Tensor) -> Tensor:
+    """Non-saturating G loss: -log D(G(z)), i.e. BCE of fake logits (B,) against 1."""
+    return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+
+
+class AdversarialLoss:
+    """The game D and G play, on D's raw outputs (B,). `bounded`: the outputs are logits of a probability."""
+
+    bounded = True
+    penalty_weight = 0.0  # weight of the gradient penalty on interpolates (WGAN-GP)
+
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        if not 0.0 <= label_smoothing < 0.5:
+            raise ValueError(f"loss.label_smoothing must be in [0, 0.5), got {label_smoothing}.")
+        self.label_smoothing = float(label_smoothing)
+
+    def d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
+        return discriminator_loss(real, fake, 1.0 - self.label_smoothing)
+
+    def g_loss(self, fake: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+class Minimax(AdversarialLoss):
+    """The original V(D, G): G minimizes log(1 - D(G(z))) (saturates when D wins)."""
+
+    def g_loss(self, fake: Tensor) -> Tensor:
+        return -F.softplus(fake).mean()  # log(1 - sigmoid(l)) = -softplus(l)
+
+
+class NonSaturating(AdversarialLoss):
+    """Goodfellow et al.'s practical variant: G maximizes log D(G(z))."""
+
+    def g_loss(self, fake: Tensor) -> Tensor:
+        return generator_loss(fake)
+
+
+class Hinge(AdversarialLoss):
+    """Hinge loss (Lim & Ye; Miyato et al.): D: relu(1 - D(x)) + relu(1 + D(G(z))); G: -D(G(z))."""
+
+    bounded = False
+
+    def d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
+        return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+
+    def g_loss(self, fake: Tensor) -> Tensor:
+        return -fake.mean()
+
+
+class WassersteinGP(AdversarialLoss):
+    """WGAN-GP (Gulrajani et al. 2017): critic E[D(G(z))] - E[D(x)] + λ_gp E[(||∇D(x̂)|| - 1)^2]; G: -E[D(G(z))]."""
+
+    bounded = False
+
+    def __init__(self, penalty_weight: float = 10.0) -> None:
+        super().__init__()
+        if penalty_weight < 0:
+            raise ValueError(f"loss.penalty_weight must be >= 0, got {penalty_weight}.")
+        self.penalty_weight = float(penalty_weight)
+
+    def d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
+        return fake.mean() - real.mean()
+
+    def g_loss(self, fake: Tensor) -> Tensor:
+        return -fake.mean()
+
+
+def gradient_penalty(critic, real: Tensor, fake: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """E[(||∇_x̂ D(x̂)||_2 - 1)^2] on random interpolates x̂ of real and (detached) fake images (B, C, H, W).
+
+    create_graph=True, so the penalty itself is differentiated when the critic is updated."""
+    shape = (real.shape[0], *([1] * (real.dim() - 1)))
+    eps = torch.rand(shape, device=real.device, dtype=real.dtype, generator=generator)
+    mixed = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+    out = critic(mixed)
+    scores = out[0] if isinstance(out, tuple) else out
+    (grad,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
+    return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+
+
+def mutual_information_lower_bound(q: QOutput, codes: Codes) -> dict[str, Tensor]:
+    """L_I = E[log Q(c | x)] + H(c) <= I(c; x), in nats, per code (`cat0`, `cont0`, ...) and `total`.
+
+    Categorical Cat(K): ln K - CE(c, Q logits) (cross-entropy straight from logits: no softmax before it).
+    Continuous U(-1, 1): ln 2 + E[log N(c; μ, σ)], σ learned (log σ clamped) or fixed at 1.
+    Each value is a scalar tensor that keeps its graph to Q and, through x, to G.
+    """
+    terms: dict[str, Tensor] = {}
+    for i, logits in enumerate(q.logits):
+        k = logits.shape[1]
+        terms[f"cat{i}"] = math.log(k) - F.cross_entropy(logits, codes.categorical[:, i])
+    if q.mean.shape[1]:
+        log_std = q.log_std.clamp(LOG_STD_MIN, LOG_STD_MAX) if q.log_std is not None else torch.zeros_like(q.mean)
+        c = codes.continuous.to(q.mean.dtype)
+        log_lik = -0.5 * math.log(2 * math.pi) - log_std - 0.5 * ((c - q.mean) / log_std.exp()) ** 2
+        for j, value in enumerate(log_lik.mean(dim=0).unbind()):
+            terms[f"cont{j}"] = math.log(2.0) + value
+    if not terms:
+        raise ValueError("mutual_information_lower_bound needs at least one code.")
+    terms["total"] = torch.stack(list(terms.values())).sum()
+    return terms
+
+
+def continuous_code_fit(q: QOutput, codes: Codes) -> dict[str, Tensor]:
+    """Per continuous code: `cont<j>_mse`, the MSE of Q's mean, and `cont<j>_opt` = ln 2 - ½ ln(2πe·MSE), the bound
+    with the σ that fits that MSE best. With σ fixed at 1 the L_I term is at most ln 2 - ½ ln 2π = -0.226 nats
+    however well Q recovers c; `_opt` shows how much information Q's mean actually carries."""
+    out: dict[str, Tensor] = {}
+    if not q.mean.shape[1]:
+        return out
+    mse = ((codes.continuous.to(q.mean.dtype) - q.mean) ** 2).mean(dim=0)
+    for j, value in enumerate(mse.unbind()):
+        out[f"cont{j}_mse"] = value
+        out[f"cont{j}_opt"] = math.log(2.0) - 0.5 * torch.log(2 * math.pi * math.e * value.clamp_min(1e-12))
+    return out
+
+
+FIXED_SIGMA_CEILING = math.log(2.0) - 0.5 * math.log(2 * math.pi)  # the σ = 1 term's maximum, per U(-1, 1) code

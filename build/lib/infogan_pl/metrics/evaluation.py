@@ -1,0 +1,274 @@
+"""Everything that says whether a code means something, for one model on one data set, as a flat dict of numbers.
+
+Used each validation (cheap budgets, by the Evaluation callback) and by `python -m infogan_pl.evaluate` (full).
+Metrics that do not apply to the data (or need a labeller that is absent) are absent, never 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from infogan_pl.data.sampling import take
+from infogan_pl.latent import Codes
+from infogan_pl.losses import continuous_code_fit, mutual_information_lower_bound
+from infogan_pl.metrics.accuracy import contingency, hungarian_accuracy, nmi
+from infogan_pl.metrics.disentanglement import discretize, mig, mutual_information_matrix
+from infogan_pl.metrics.lenet import fid
+from infogan_pl.nets import init_weights
+
+BN_MODES = ("running", "recalibrate")
+
+
+@dataclass
+class Budget:
+    """How many samples each metric uses (the validation defaults are cheap; `evaluate` raises them)."""
+
+    real: int = 10_000  # held-out real images for Q's code accuracy, NMI and MIG
+    generated_per_value: int = 100  # generated images per categorical value for gen purity / accuracy
+    fid: int = 2_000  # real and generated images for FID (MNIST)
+    mi: int = 4_096  # generated images for L_I per code
+    bn_images: int = 4_096  # real training images the D / Q batch-norm statistics are re-estimated on
+    seed: int = 1234  # fixes the generated sets so successive evaluations are comparable
+
+
+@dataclass
+class Evaluation:
+    metrics: dict[str, float]
+    mi_matrix: np.ndarray | None = None  # (codes, factors) MI in nats on real data
+    code_labels: list[str] | None = None
+    factor_labels: list[str] | None = None
+
+
+def _batched(fn, x: Tensor, batch: int = 1000) -> list:
+    return [fn(x[i : i + batch]) for i in range(0, len(x), batch)]
+
+
+def _q_modules(model) -> list[nn.Module]:
+    return [model.discriminator, model.q_head] if hasattr(model, "q_head") else [model.discriminator]
+
+
+@contextlib.contextmanager
+def recalibrated_batch_norm(modules: list[nn.Module], images: Tensor, forward, batch: int = 512):
+    """Inside: the batch-norm statistics of `modules` re-estimated on `images` (a cumulative average over batches
+    in train mode), outside: the statistics as they were. Training keeps its own running averages, built mostly
+    from generated images; Q as an encoder of real images is measured with statistics of real images."""
+    norms = [m for mod in modules for m in mod.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.momentum, {k: v.clone() for k, v in m.state_dict().items()}) for m in norms]
+    try:
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative moving average: every batch counts equally
+            m.train()
+        with torch.no_grad():
+            for chunk in images.split(batch):
+                forward(chunk)
+        for m in norms:
+            m.eval()
+        yield
+    finally:
+        for m, (momentum, state) in zip(norms, saved, strict=True):
+            m.momentum = momentum
+            m.load_state_dict(state)
+
+
+@torch.no_grad()
+def q_outputs(model, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Q's categorical argmax (N, n_cat), continuous means (N, n_cont) and D's logits (N,) on images, in batches."""
+    device = model.device
+    cats, means, logits = [], [], []
+    for chunk in images.split(1000):
+        h = model.discriminator.features(chunk.to(device))
+        logits.append(model.discriminator.head(h).squeeze(1))
+        if not hasattr(model, "q_head"):
+            continue
+        q = model.q_head(h)
+        cats.append(torch.stack([lg.argmax(1) for lg in q.logits], 1) if q.logits else torch.zeros(len(chunk), 0))
+        means.append(q.mean)
+    if not cats:
+        return torch.zeros(len(images), 0, dtype=torch.long), torch.zeros(len(images), 0), torch.cat(logits).cpu()
+    return torch.cat(cats).long().cpu(), torch.cat(means).float().cpu(), torch.cat(logits).float().cpu()
+
+
+def code_metrics(cat: Tensor, cont: Tensor, factors: Tensor, factor_names: list[str], sizes: list[int], with_mig: bool):
+    """Code accuracy / NMI of every categorical code against every factor; MIG and the MI matrix if asked."""
+    metrics: dict[str, float] = {}
+    f_np = factors.numpy()
+    best_acc, best_nmi = [], []
+    for j, fname in enumerate(factor_names):
+        accs, nmis = [], []
+        for i, k in enumerate(sizes):
+            acc = hungarian_accuracy(cat[:, i].numpy(), f_np[:, j], n_pred=k, n_target=int(f_np[:, j].max()) + 1)
+            score = nmi(cat[:, i].numpy(), f_np[:, j])
+            metrics[f"metric/cat_acc/cat{i}_{fname}"], metrics[f"metric/nmi/cat{i}_{fname}"] = acc, score
+            accs.append(acc)
+            nmis.append(score)
+        if sizes:
+            best_acc.append(max(accs))
+            best_nmi.append(max(nmis))
+    if sizes:
+        metrics["metric/cat_acc"] = float(np.mean(best_acc))
+        metrics["metric/nmi"] = float(np.mean(best_nmi))
+    if not with_mig:
+        return metrics, None, None
+    discrete = np.concatenate([cat.numpy(), discretize(cont.numpy())], axis=1) if cont.shape[1] else cat.numpy()
+    matrix = mutual_information_matrix(discrete, f_np)
+    metrics["metric/mig"], gaps = mig(matrix, f_np)
+    for j, fname in enumerate(factor_names):
+        metrics[f"metric/mig/{fname}"] = float(gaps[j])
+    labels = [f"cat{i}" for i in range(len(sizes))] + [f"cont{j}" for j in range(cont.shape[1])]
+    return metrics, matrix, labels
+
+
+def _fixed_latents(latent, n: int, seed: int, device) -> tuple[Tensor, Codes]:
+    gen = torch.Generator().manual_seed(seed)
+    g_input, codes = latent.sample(n, generator=gen)
+    return g_input.to(device), Codes(codes.categorical.to(device), codes.continuous.to(device))
+
+
+def generated_scores(values: np.ndarray, labels: np.ndarray, valid: np.ndarray, k: int, n_labels: int):
+    """(purity, Hungarian accuracy, distinct labels) of code values (N,) against decoded labels (N,); an invalid
+    image counts as an error in both, so a generator that draws one valid class scores 0.1, not 1.0."""
+    counts = contingency(values[valid], labels[valid], k, n_labels) if valid.any() else np.zeros((k, n_labels))
+    purity = float(counts.max(axis=1).sum() / len(values))
+    from scipy.optimize import linear_sum_assignment
+
+    rows, cols = linear_sum_assignment(counts, maximize=True)
+    accuracy = float(counts[rows, cols].sum() / len(values))
+    return purity, accuracy, int((counts.sum(axis=0) > 0).sum())
+
+
+@torch.no_grad()
+def generated_metrics(model, labeller, factor_names: list[str], budget: Budget) -> dict[str, float]:
+    """Code-controlled generation labelled by the labeller: purity / accuracy / distinct labels per code and
+    factor (invalid images count as errors), and the valid rate."""
+    latent, metrics = model.latent, {}
+    all_valid = []
+    best: dict[str, dict[str, list[float]]] = {name: {f: [] for f in factor_names} for name in ("purity", "acc")}
+    distinct: dict[str, list[int]] = {f: [] for f in factor_names}
+    for i, k in enumerate(latent.categorical):
+        g_input, codes = _fixed_latents(latent, k * budget.generated_per_value, budget.seed + i, model.device)
+        values = torch.arange(k, device=model.device).repeat_interleave(budget.generated_per_value)
+        codes.categorical[:, i] = values
+        images = torch.cat(_batched(model.generate, latent.assemble(g_input[:, : latent.z_dim], codes)))
+        labels, valid = labeller.label(images)
+        all_valid.append(valid.cpu())
+        v, lab, ok = values.cpu().numpy(), labels.cpu().numpy(), valid.cpu().numpy()
+        for j, fname in enumerate(factor_names):
+            n_labels = max(int(lab[:, j].max()) + 1, k)
+            p, a, d = generated_scores(v, lab[:, j], ok, k, n_labels)
+            metrics[f"metric/gen_purity/cat{i}_{fname}"], metrics[f"metric/gen_acc/cat{i}_{fname}"] = p, a
+            metrics[f"metric/gen_distinct/cat{i}_{fname}"] = float(d)
+            best["purity"][fname].append(p)
+            best["acc"][fname].append(a)
+            distinct[fname].append(d)
+    if all_valid and labeller.can_be_invalid:
+        metrics["metric/valid_rate"] = float(torch.cat(all_valid).float().mean())
+    if latent.categorical:
+        best_i = {f: int(np.argmax(best["acc"][f])) for f in factor_names}
+        metrics["metric/gen_purity"] = float(np.mean([best["purity"][f][best_i[f]] for f in factor_names]))
+        metrics["metric/gen_acc"] = float(np.mean([best["acc"][f][best_i[f]] for f in factor_names]))
+        metrics["metric/gen_distinct"] = float(np.mean([distinct[f][best_i[f]] for f in factor_names]))
+    return metrics
+
+
+@torch.no_grad()
+def eval_mutual_information(model, budget: Budget) -> dict[str, float]:
+    """L_I per code (nats) on a fixed generated set larger than a training batch, G and Q in eval mode; for each
+    continuous code also the MSE of Q's mean and the bound with the best σ for it."""
+    g_input, codes = _fixed_latents(model.latent, budget.mi, budget.seed, model.device)
+    terms: dict[str, list[float]] = {}
+    for lo in range(0, budget.mi, 1024):
+        sl = slice(lo, lo + 1024)
+        q = model.q_head(model.discriminator.features(model.generate(g_input[sl])))
+        batch_codes = Codes(codes.categorical[sl], codes.continuous[sl])
+        values = {**mutual_information_lower_bound(q, batch_codes), **continuous_code_fit(q, batch_codes)}
+        for name, value in values.items():
+            terms.setdefault(name, []).append(float(value) * len(g_input[sl]))
+    return {f"mi/eval_{name}": sum(v) / budget.mi for name, v in terms.items()}
+
+
+def untrained_baseline(model, images: Tensor, factors: Tensor, factor_names: list[str]) -> float | None:
+    """metric/cat_acc of a freshly initialized D trunk and Q head (same architecture, fixed seed, batch-norm
+    statistics of the same real images; at most 2,000 of them): the chance level a random encoder already reaches."""
+    if not model.latent.categorical:
+        return None
+    images, factors = images[:2000], factors[:2000]
+    trunk, head = copy.deepcopy(model.discriminator).cpu(), copy.deepcopy(model.q_head).cpu()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        init_weights(trunk)
+        init_weights(head)
+
+    def forward(x: Tensor):
+        return head(trunk.features(x))
+
+    with recalibrated_batch_norm([trunk, head], images.cpu(), forward), torch.no_grad():
+        out = [forward(chunk) for chunk in images.cpu().split(1000)]
+    cat = torch.cat([torch.stack([lg.argmax(1) for lg in q.logits], 1) for q in out])
+    cont = torch.cat([q.mean for q in out]).float()
+    m, _, _ = code_metrics(cat, cont, factors.cpu(), factor_names, model.latent.categorical, False)
+    return m["metric/cat_acc"]
+
+
+@torch.no_grad()
+def evaluate_model(
+    model, datamodule, budget: Budget | None = None, labeller=None, bn: str = "recalibrate"
+) -> Evaluation:
+    """All metrics that apply to this model, data and labeller. The model is put in eval mode and restored.
+
+    bn: `recalibrate` re-estimates D's and Q's batch-norm statistics on real training images first (Q is then
+    measured as an encoder of real images); `running` uses the statistics accumulated in training."""
+    if bn not in BN_MODES:
+        raise ValueError(f"callbacks.evaluation.bn must be one of {BN_MODES}, got {bn!r}.")
+    budget = budget or Budget()
+    was_training = model.training
+    model.eval()
+    context = contextlib.nullcontext()
+    if bn == "recalibrate":
+        calibration, _ = take(datamodule.train_set, budget.bn_images)
+        forward = (
+            (lambda x: model.q_head(model.discriminator.features(x)))
+            if hasattr(model, "q_head")
+            else model.discriminator
+        )
+        context = recalibrated_batch_norm(_q_modules(model), calibration.to(model.device), forward)
+    try:
+        with context:
+            return _evaluate(model, datamodule, budget, labeller)
+    finally:
+        model.train(was_training)
+
+
+def _evaluate(model, datamodule, budget: Budget, labeller) -> Evaluation:
+    metrics: dict[str, float] = {}
+    matrix = labels = None
+    images, factors = take(datamodule.val_set, budget.real)
+    cat, cont, d_logits = q_outputs(model, images)
+    d_real = torch.sigmoid(d_logits) if model.loss.bounded else d_logits
+    metrics["val/d_real"] = float(d_real.mean())
+    if hasattr(model, "q_head"):
+        if datamodule.factors_are_attributes:  # CelebA: code x attribute MI table only
+            if model.latent.categorical and factors.shape[1]:
+                matrix = mutual_information_matrix(cat.numpy(), factors.numpy())
+                labels = [f"cat{i}" for i in range(cat.shape[1])]
+        elif factors.shape[1]:
+            m, matrix, labels = code_metrics(
+                cat, cont, factors, datamodule.factor_names, model.latent.categorical, datamodule.factors_are_generative
+            )
+            metrics.update(m)
+        metrics.update(eval_mutual_information(model, budget))
+        if labeller is not None and model.latent.categorical:
+            metrics.update(generated_metrics(model, labeller, datamodule.factor_names, budget))
+    features = labeller.fid_features() if labeller is not None else None
+    if features is not None:
+        real, _ = take(datamodule.val_set, budget.fid)
+        g_input, _ = _fixed_latents(model.latent, len(real), budget.seed, model.device)
+        fake = torch.cat(_batched(model.generate, g_input)).cpu()
+        metrics["metric/fid_lenet"] = fid(features, real, fake)
+    return Evaluation(metrics, matrix, labels, list(datamodule.factor_names))

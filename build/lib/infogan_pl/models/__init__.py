@@ -1,0 +1,6 @@
+"""LightningModules: one per family of the study's configurations."""
+
+from infogan_pl.models.gan import GAN
+from infogan_pl.models.infogan import InfoGAN
+
+__all__ = ["GAN", "InfoGAN"]

@@ -1,0 +1,273 @@
+"""The GAN LightningModule: alternating D and G steps under manual optimization."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from infogan_pl.checkpointing import rng_state, set_rng_state
+from infogan_pl.latent import Codes, LatentSpec
+from infogan_pl.losses import AdversarialLoss, NonSaturating, gradient_penalty
+from infogan_pl.models.guard import NaNGuard
+from infogan_pl.nets import Discriminator, Generator
+from infogan_pl.noise import InstanceNoise
+
+PROGRESS_BAR = ("loss/d", "loss/g", "mi/total")
+
+
+def stream_seed(seed: int, rank: int, iteration: int) -> int:
+    """The seed of one iteration's latent, noise and penalty draws: its own per (seed, rank, iteration), so ranks
+    draw different fakes, and a resumed run draws exactly what the uninterrupted one would have."""
+    return ((seed * 1_000_003 + rank) * 1_000_000_007 + iteration) % (2**63 - 1)
+
+
+class GAN(L.LightningModule):
+    """Vanilla GAN (Goodfellow et al.) with the InfoGAN MNIST networks; the adversarial `loss` is configurable.
+
+    Per batch (an iteration): a D step (D trunk + D head, `loss` on real vs detached fake, plus the gradient penalty
+    for WGAN-GP); every `d_steps_per_g`-th batch also a G step (G only). Both players see the data through `noise`
+    (instance noise, fresh every step). Lightning's `trainer.max_steps` counts optimizer steps: with
+    d_steps_per_g = 1 an iteration is 2 of them.
+    """
+
+    def __init__(
+        self,
+        latent: LatentSpec,
+        noise: InstanceNoise | None = None,
+        loss: AdversarialLoss | None = None,
+        generator: Callable[..., nn.Module] = Generator,
+        discriminator: Callable[..., nn.Module] = Discriminator,
+        lr_d: float = 2e-4,
+        lr_g: float = 1e-3,
+        betas: tuple[float, float] | list[float] = (0.5, 0.999),
+        optimizer_d: Callable | None = None,
+        optimizer_g: Callable | None = None,
+        scheduler: Callable | None = None,
+        d_steps_per_g: int = 1,
+        channels: int = 1,
+        image_size: int = 28,
+        channels_last: bool = False,
+        compile: bool = False,
+        compile_mode: str = "default",
+        nan: NaNGuard | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if lr_d <= 0:
+            raise ValueError(f"model.lr_d must be > 0, got {lr_d}.")
+        if lr_g <= 0:
+            raise ValueError(f"model.lr_g must be > 0, got {lr_g}.")
+        betas = [float(b) for b in betas]
+        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+            raise ValueError(f"model.betas must be two numbers in [0, 1), got {betas}.")
+        if d_steps_per_g < 1:
+            raise ValueError(f"model.d_steps_per_g must be >= 1, got {d_steps_per_g}.")
+        self.automatic_optimization = False
+        self.latent = latent
+        self.noise = noise if noise is not None else InstanceNoise()
+        self.loss = loss if loss is not None else NonSaturating()
+        self.generator = generator(input_dim=latent.input_dim, channels=channels, image_size=image_size)
+        self.discriminator = discriminator(channels=channels, image_size=image_size)
+        self.lr_d, self.lr_g, self.betas = float(lr_d), float(lr_g), tuple(betas)
+        self.optimizer_d, self.optimizer_g, self.scheduler = optimizer_d, optimizer_g, scheduler
+        self.d_steps_per_g = int(d_steps_per_g)
+        self.channels_last, self.compile_mode = channels_last, compile_mode if compile else None
+        self.guard = nan if nan is not None else NaNGuard()
+        self.seed = int(seed)
+        self._iteration = 0  # batches trained on; saved in checkpoints
+        self._generator: torch.Generator | None = None
+        self._last_loss_g: Tensor | None = None
+
+    # ------------------------------------------------------------------ optimizers
+    def discriminator_param_groups(self) -> list[dict]:
+        return [{"params": list(self.discriminator.parameters()), "lr": self.lr_d}]
+
+    def _optimizer(self, factory: Callable | None, params, lr: float):
+        """Adam(lr, betas) fused on the device (one kernel per step, and it can skip a step on the device, which the
+        NaN guard relies on), unless the config names another optimizer."""
+        if factory is not None:
+            return factory(params, lr=lr)
+        params = list(params)
+        try:
+            return torch.optim.Adam(params, lr=lr, betas=self.betas, fused=True)
+        except RuntimeError:  # a device without a fused Adam
+            return torch.optim.Adam(params, lr=lr, betas=self.betas)
+
+    def configure_optimizers(self):
+        """[D (+ Q) optimizer, G optimizer], Adam(betas) unless model.optimizer_d / optimizer_g say otherwise."""
+        opt_d = self._optimizer(self.optimizer_d, self.discriminator_param_groups(), self.lr_d)
+        opt_g = self._optimizer(self.optimizer_g, self.generator.parameters(), self.lr_g)
+        if self.scheduler is None:
+            return opt_d, opt_g
+        return [opt_d, opt_g], [self.scheduler(opt_d), self.scheduler(opt_g)]
+
+    def configure_model(self) -> None:
+        """Fast paths chosen in the config: channels-last memory format and torch.compile of G and D."""
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
+        if self.compile_mode:
+            self.generator.compile(mode=self.compile_mode)
+            self.discriminator.compile(mode=self.compile_mode)
+
+    # ------------------------------------------------------------------ training
+    @property
+    def iteration(self) -> int:
+        """Training iterations (batches) completed."""
+        return self._iteration
+
+    @property
+    def nan_iteration(self) -> int | None:
+        return self.guard.stopped_at
+
+    @property
+    def nan_message(self) -> str | None:
+        return self.guard.message
+
+    def planned_iterations(self, max_steps: int) -> int:
+        """Iterations after which Lightning has made `max_steps` optimizer steps (d_steps_per_g D steps per G)."""
+        k = self.d_steps_per_g
+        full, rest = divmod(max_steps, k + 1)
+        return full * k + min(rest, k)
+
+    def random_stream(self, iteration: int) -> torch.Generator:
+        """The generator this iteration's latent, noise and penalty draws come from (see `stream_seed`)."""
+        if self._generator is None or self._generator.device != self.device:
+            self._generator = torch.Generator(device=self.device)
+        rank = self.trainer.global_rank if self._trainer is not None else 0
+        return self._generator.manual_seed(stream_seed(self.seed, rank, iteration))
+
+    def sample(self, batch: int, generator: torch.Generator | None = None) -> tuple[Tensor, Codes]:
+        return self.latent.sample(batch, device=self.device, generator=generator)
+
+    def generate(self, latent_input: Tensor) -> Tensor:
+        """Images (B, C, H, W) in [-1, 1] for generator inputs (B, input_dim)."""
+        return self.generator(latent_input.to(self.device))
+
+    def on_train_start(self) -> None:
+        self.guard.setup(self)
+
+    def on_train_end(self) -> None:
+        if self._iteration:  # the last, possibly partial, window of a deferred NaN check
+            self.guard.end_iteration(self, self._iteration - 1, force=True)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        real, _ = batch
+        if self.channels_last:
+            real = real.contiguous(memory_format=torch.channels_last)
+        opt_d, opt_g = self.optimizers()
+        it = self._iteration
+        rng = self.random_stream(it)
+        g_input, codes = self.sample(real.shape[0], rng)
+        fake = self.generator(g_input)
+
+        with self.toggled_optimizer(opt_d):
+            real_seen = self.noise(real, it, rng)
+            real_logits, real_features = self.discriminator(real_seen)
+            fake_logits, fake_features = self.discriminator(self.noise(fake.detach(), it, rng))
+            loss_d = self.loss.d_loss(real_logits, fake_logits)
+            if self.loss.penalty_weight:
+                penalty = gradient_penalty(self.discriminator, real_seen, self.noise(fake.detach(), it, rng), rng)
+                loss_d = loss_d + self.loss.penalty_weight * penalty
+            loss_q, mi = self.q_loss(fake_features, codes)
+            loss_real, real_metrics = self.real_data_loss(real, real_features, rng)
+            loss_q = loss_q + loss_real
+            if not self._optimizer_step(opt_d, {"loss/d": loss_d, "loss/q": loss_q}):
+                return self._end_iteration(it)
+
+        if (it + 1) % self.d_steps_per_g == 0:
+            with self.toggled_optimizer(opt_g):
+                g_logits, g_features = self.discriminator(self.noise(fake, it, rng))
+                loss_g = self.loss.g_loss(g_logits) + self.generator_info_loss(g_features, codes)
+                if not self._optimizer_step(opt_g, {"loss/g": loss_g}):
+                    return self._end_iteration(it)
+            self._last_loss_g = loss_g.detach()  # logged at the next written batch, as with d_steps_per_g > 1
+        for sched in self.lr_schedulers() or []:
+            sched.step()
+        self._end_iteration(it)
+        if not self._step_metrics_written(it):
+            return
+
+        metrics = {"iteration": float(it + 1), "loss/d": loss_d.detach(), "noise/std": self.noise.std_at(it)}
+        if self._last_loss_g is not None:
+            metrics["loss/g"] = self._last_loss_g
+        real_score, fake_score = real_logits.detach().mean(), fake_logits.detach().mean()
+        if self.loss.bounded:
+            d_real, d_fake = torch.sigmoid(real_logits.detach()).mean(), torch.sigmoid(fake_logits.detach()).mean()
+            metrics.update({"d/real": d_real, "d/fake": d_fake, "d/fake_over_real": d_fake / d_real})
+        else:  # critic scores are not probabilities
+            metrics.update({"d/real": real_score, "d/fake": fake_score, "d/gap": real_score - fake_score})
+        if self.guard.policy == "rollback":
+            metrics["nan/rollbacks"] = float(self.guard.rollbacks)
+        if mi:
+            metrics["loss/q"] = loss_q.detach()
+            metrics.update({f"mi/{name}": value.detach() for name, value in mi.items()})
+        metrics.update({name: value.detach() for name, value in real_metrics.items()})
+        metrics.update(self.info_metrics())
+        for name, value in metrics.items():
+            self.log(name, value, on_step=True, on_epoch=False, prog_bar=name in PROGRESS_BAR)
+
+    def _end_iteration(self, it: int) -> None:
+        self._iteration = it + 1
+        self.guard.end_iteration(self, it)
+
+    def _step_metrics_written(self, it: int) -> bool:
+        """Whether the loggers write this batch's step metrics (every `trainer.log_every_n_steps` batches).
+
+        Lightning drops on_step values logged between writes, yet each `self.log` call costs about a millisecond of
+        Python on every batch; so the step metrics are computed and logged only on the batches that are written.
+        """
+        trainer = self._trainer
+        if trainer is None or trainer.fast_dev_run:
+            return True
+        return (it + 1) % max(1, trainer.log_every_n_steps) == 0
+
+    def q_loss(self, fake_features: Tensor, codes: Codes) -> tuple[Tensor, dict[str, Tensor]]:
+        """Loss added to the D step for the Q head, and L_I per code. A plain GAN has none."""
+        return fake_features.new_zeros(()), {}
+
+    def real_data_loss(
+        self, real: Tensor, real_features: Tensor, generator: torch.Generator
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Loss of Q on real images added to the D step (InfoGAN's real-data MI terms), and its metrics. None here."""
+        return real_features.new_zeros(()), {}
+
+    def generator_info_loss(self, fake_features: Tensor, codes: Codes) -> Tensor:
+        """Information term added to the G loss. A plain GAN has none."""
+        return fake_features.new_zeros(())
+
+    def info_metrics(self) -> dict[str, Tensor]:
+        """Extra step metrics of the information term, for the logged batches. A plain GAN has none."""
+        return {}
+
+    def _optimizer_step(self, opt, losses: dict[str, Tensor]) -> bool:
+        """One guarded update of `opt` on the sum of `losses`; False when the NaN guard refused it."""
+        total = sum(losses.values())
+        if not self.guard.allow(self, opt, losses, total):
+            return False
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(total)
+        opt.step()
+        self.guard.after_step(opt)
+        return True
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Adds what a bit-for-bit resume needs beyond Lightning's state: every random generator, the iteration
+        and the NaN guard's state."""
+        checkpoint["iteration"] = self._iteration
+        checkpoint["nan_iteration"] = self.guard.stopped_at
+        checkpoint["nan_guard"] = self.guard.state_dict()
+        checkpoint["rng_states"] = rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._iteration = checkpoint.get("iteration", 0)
+        self.guard.load_state_dict(checkpoint.get("nan_guard", {}))
+        if "rng_states" in checkpoint:
+            set_rng_state(checkpoint["rng_states"])
+
+    # ------------------------------------------------------------------ validation
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        """Nothing per batch: a validation is the Evaluation callback's (every metric, `val/d_real` included, on
+        fixed subsets of the held-out data); the loop runs one batch (`trainer.limit_val_batches`)."""

@@ -1,0 +1,79 @@
+"""InfoGAN (Chen et al. 2016): the GAN plus a Q head that maximizes the lower bound L_I on I(c; G(z, c))."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from infogan_pl.latent import Codes
+from infogan_pl.losses import continuous_code_fit, mutual_information_lower_bound
+from infogan_pl.models.gan import GAN
+from infogan_pl.nets import QHead
+
+
+class InfoGAN(GAN):
+    """GAN + Q head on the discriminator trunk; the information term λ·(−L_I) is added to both players' losses.
+
+    What each step updates (as in openai/InfoGAN, whose D optimizer also holds Q):
+    - D/Q step (one optimizer; param groups D trunk + D head at lr_d, Q head at lr_q): BCE on real vs detached
+      fake + λ·(−L_I) of Q on the detached fake. With `mi_trains_trunk` (default) the information gradient also
+      reaches the shared trunk; without it Q reads detached trunk features, so only the Q head learns from it.
+    - G step (G only): non-saturating loss + λ·(−L_I); the gradient flows through D's trunk and Q's head into G,
+      but neither is updated.
+    λ = 0 with codes ("GAN + latent codes"): Q becomes a probe. It trains (weight 1) on detached features, so L_I is
+    measured without feeding back into D, the trunk or G (the baseline of InfoGAN's Fig. 1).
+    """
+
+    def __init__(
+        self,
+        *args,
+        lambda_info: float = 1.0,
+        lr_q: float = 2e-4,
+        mi_trains_trunk: bool = True,
+        learn_sigma: bool = False,
+        **kwargs,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        if lambda_info < 0:
+            raise ValueError(f"model.lambda_info must be >= 0, got {lambda_info}.")
+        if lr_q <= 0:
+            raise ValueError(f"model.lr_q must be > 0, got {lr_q}.")
+        if not self.latent.has_codes:
+            raise ValueError("InfoGAN needs latent codes: set latent.categorical or latent.continuous.")
+        self.lambda_info, self.lr_q = float(lambda_info), float(lr_q)
+        self._last_q = None
+        self.mi_trains_trunk, self.learn_sigma = mi_trains_trunk, learn_sigma
+        self.q_head = QHead(
+            self.latent.categorical,
+            self.latent.continuous,
+            learn_sigma=learn_sigma,
+            feature_dim=self.discriminator.feature_dim,
+        )
+
+    @property
+    def is_probe(self) -> bool:
+        """λ = 0: Q measures L_I without influencing D or G."""
+        return self.lambda_info == 0.0
+
+    def discriminator_param_groups(self) -> list[dict]:
+        return super().discriminator_param_groups() + [{"params": list(self.q_head.parameters()), "lr": self.lr_q}]
+
+    def q_loss(self, fake_features: Tensor, codes: Codes) -> tuple[Tensor, dict[str, Tensor]]:
+        trunk_learns = self.mi_trains_trunk and not self.is_probe
+        q = self.q_head(fake_features if trunk_learns else fake_features.detach())
+        self._last_q = (q, codes)
+        mi = mutual_information_lower_bound(q, codes)
+        weight = 1.0 if self.is_probe else self.lambda_info
+        return -weight * mi["total"], mi
+
+    def info_metrics(self) -> dict[str, Tensor]:
+        """For the logged batches: per continuous code the MSE of Q's mean and the σ-optimal bound (`mi/cont<j>_mse`,
+        `mi/cont<j>_opt`), beside the σ = 1 bound `mi/cont<j>` that the loss uses."""
+        if self._last_q is None:
+            return {}
+        q, codes = self._last_q
+        return {f"mi/{k}": v.detach() for k, v in continuous_code_fit(q, codes).items()}
+
+    def generator_info_loss(self, fake_features: Tensor, codes: Codes) -> Tensor:
+        if self.is_probe:
+            return fake_features.new_zeros(())
+        return -self.lambda_info * mutual_information_lower_bound(self.q_head(fake_features), codes)["total"]

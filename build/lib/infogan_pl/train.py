@@ -1,0 +1,124 @@
+"""`python -m infogan_pl`: compose → check → seed → build → fit → evaluate → report the metrics and the run dir.
+
+Exit status: 0 trained (the metrics table and the run directory are printed last); 2 the configuration or an input
+was refused before anything was written (one line on stderr); 3 training stopped at a non-finite loss (one line,
+`summary.json` has `nan_iteration` and the loss); 1 any other failure (a sweep: one or more jobs failed).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import hydra
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from infogan_pl.build import CONFIG_DIR, ConfigError, build, build_callbacks, build_loggers, build_trainer
+from infogan_pl.callbacks import Evaluation
+from infogan_pl.checkpointing import resume_path, save_last
+from infogan_pl.loggers import finish_wandb
+from infogan_pl.report import metrics_table
+from infogan_pl.validation import EXIT_CONFIG, validate
+
+log = logging.getLogger(__name__)
+EXIT_NAN = 3
+# Lightning warns on every periodic checkpoint under manual optimization that it holds the state after the
+# optimizer step: exactly what a resumable GAN checkpoint must hold.
+warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
+# Lightning 2.6 calls a torch pytree API that torch 2.10+ deprecates, once per fit and validate: nothing to act on.
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+
+
+def _overrides() -> list[str]:
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+@dataclass
+class Outcome:
+    value: float  # cfg.optimized_metric at the end (NaN if training stopped at a non-finite loss)
+    nan_iteration: int | None
+
+
+def train(cfg: DictConfig) -> float:
+    """Train one configuration; returns `cfg.optimized_metric` at the end (NaN if training diverged)."""
+    return run(cfg).value
+
+
+def run(cfg: DictConfig) -> Outcome:
+    """Train one configuration, write summary.json, print the metrics table and the run directory."""
+    validate(cfg)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    out = Path(cfg.paths.output_dir)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    datamodule, model = build(cfg)
+    trainer = build_trainer(cfg, callbacks=build_callbacks(cfg), loggers=build_loggers(cfg))
+    if trainer.is_global_zero:  # under DDP every rank runs this function; one writes the run's files
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(OmegaConf.to_yaml(config))
+    for lg in trainer.loggers:
+        lg.log_hyperparams(config)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=resume_path(cfg))
+    if trainer.checkpoint_callback is not None:
+        save_last(trainer)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}  # validate() replaces callback_metrics
+    evaluation = next((c for c in trainer.callbacks if isinstance(c, Evaluation)), None)
+    if not model.nan_message and evaluation is not None and evaluation.last_iteration != model.iteration:
+        trainer.validate(model, datamodule=datamodule, verbose=False)  # the run ended between evaluations
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+    value = math.nan if model.nan_message else metrics.get(cfg.optimized_metric, math.nan)
+    finish_wandb(trainer)
+    if trainer.is_global_zero:
+        bad = model.guard.bad_loss
+        summary = {
+            "experiment": cfg.name,
+            "run_dir": str(out),
+            "seed": cfg.seed,
+            "overrides": _overrides(),
+            "iterations": model.iteration,
+            "nan_iteration": model.nan_iteration,
+            "nan_loss": {"name": bad[0], "value": str(bad[1])} if bad else None,
+            "metrics": metrics,
+        }
+        (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
+        if model.nan_message:
+            print(model.nan_message)
+        else:
+            print(metrics_table(metrics))
+        print(f"Finished {cfg.name}: {model.iteration} iterations, {cfg.optimized_metric} = {value:.4f}")
+        print(f"Outputs in {out}")
+    return Outcome(value, model.nan_iteration)
+
+
+def _fail(message: str, code: int) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
+def main(cfg: DictConfig) -> float:
+    if HydraConfig.get().mode != RunMode.MULTIRUN:
+        try:
+            outcome = run(cfg)
+        except ConfigError as err:
+            _fail(str(err), EXIT_CONFIG)
+        except OSError as err:  # disk full, permissions: nothing half-written is named as valid
+            _fail(f"{type(err).__name__}: {err}", 1)
+        if outcome.nan_iteration is not None:
+            sys.exit(EXIT_NAN)
+        return outcome.value
+    try:  # in a sweep, one failed job is reported and the others go on; the sweep exits 1 at the end
+        return train(cfg)
+    except Exception as err:
+        log.error("Job %s failed: %s: %s", HydraConfig.get().job.num, type(err).__name__, err)
+        out = Path(cfg.paths.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "error.txt").write_text(f"{type(err).__name__}: {err}\n")
+        return math.nan
