@@ -128,14 +128,24 @@ class StepRecorder(L.Callback):
 
 
 class RecordRanks(L.Callback):
-    """Test probe: each rank saves its first training batch and its final generator weights to <dirpath>."""
+    """Test probe: each rank saves its first real batch, its first generated batch and its final generator weights
+    to <dirpath>."""
 
     def __init__(self, dirpath: str) -> None:
         self.dirpath = Path(dirpath)
 
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        path = self.dirpath / f"fake_rank{trainer.global_rank}.pt"
+
+        def save_first(module, inputs, output):
+            if not path.exists():
+                torch.save(output.detach().cpu(), path)
+
+        pl_module.generator.register_forward_hook(save_first)
+
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if batch_idx == 0 and trainer.current_epoch == 0:
-            self.dirpath.mkdir(parents=True, exist_ok=True)
             torch.save(batch[0].cpu(), self.dirpath / f"batch_rank{trainer.global_rank}.pt")
 
     def on_train_end(self, trainer, pl_module) -> None:

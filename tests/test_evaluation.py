@@ -2,15 +2,18 @@
 
 import csv
 import json
+from functools import partial
 
 import pytest
 import torch
 
 from infogan_pl import evaluate, report
-from infogan_pl.data import BasicProp
+from infogan_pl.data import BasicProp, BasicPropDataModule
 from infogan_pl.latent import LatentSpec
 from infogan_pl.metrics.basicprop_decoder import BasicPropDecoder
-from infogan_pl.metrics.evaluation import Budget, generated_metrics
+from infogan_pl.metrics.evaluation import Budget, evaluate_model, generated_metrics, untrained_baseline
+from infogan_pl.models import InfoGAN
+from infogan_pl.nets import Discriminator, Generator
 from infogan_pl.train import train
 from tests.helpers import compose_config, tiny_overrides
 
@@ -52,10 +55,42 @@ def test_evaluate_writes_metrics_json_and_figures_next_to_the_checkpoint(runs, c
     assert evaluate.main([f"ckpt_path={ckpt}", *SMALL]) == 0
     out = ckpt.parent / "eval_last"
     record = json.loads((out / "metrics.json").read_text())
-    assert record["experiment"] == "basicprop_line" and record["iteration"] == 3
-    assert 0 <= record["metrics"]["metric/cat_acc"] <= 1 and "metric/mig" in record["metrics"]
+    assert record["experiment"] == "basicprop_line" and record["iteration"] == 3 and record["bn"] == "recalibrate"
+    metrics = record["metrics"]
+    assert {"metric/mig", "metric/cat_acc_untrained", "metric/gen_distinct", "mi/eval_cont0_opt"} <= set(metrics)
     assert (out / "mi_heatmap.png").is_file() and list(out.glob("traversal_cat0_cont*.png"))
-    assert "metric/cat_acc" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"metric/cat_acc            {metrics['metric/cat_acc']:.4f}" in printed  # the table shows the file's value
+
+
+def _model_with_wrong_running_statistics():
+    torch.manual_seed(0)
+    model = InfoGAN(LatentSpec(z_dim=4, categorical=[10], continuous=1), generator=partial(Generator, hidden=32),
+                    discriminator=partial(Discriminator, hidden=64))  # fmt: skip
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.running_mean.fill_(50.0)  # statistics of no image this model will see
+    return model
+
+
+def test_recalibrated_batch_norm_measures_q_on_real_statistics_and_restores_the_trained_ones():
+    dm = BasicPropDataModule("line", train_size=512, val_size=256, batch_size=64, noise="foreground")
+    model = _model_with_wrong_running_statistics()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    budget = Budget(real=256, generated_per_value=2, mi=64, bn_images=512)
+    running = evaluate_model(model, dm, budget, bn="running").metrics
+    recalibrated = evaluate_model(model, dm, budget, bn="recalibrate").metrics
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # training's state untouched
+    assert running["metric/nmi"] < 0.05  # every image lands in one cluster under the wrong statistics
+    assert recalibrated["metric/nmi"] > running["metric/nmi"] + 0.2
+
+
+def test_the_untrained_baseline_is_the_chance_level_of_a_random_encoder_on_this_data():
+    dm = BasicPropDataModule("line", train_size=512, val_size=1000, batch_size=64)
+    images, factors = dm.val_set[torch.arange(1000)]
+    chance = untrained_baseline(_model_with_wrong_running_statistics(), images, factors, ["position"])
+    assert 0.1 < chance < 0.9  # above 1/10: random conv features already separate bar positions somewhat
+    assert chance == untrained_baseline(_model_with_wrong_running_statistics(), images, factors, ["position"])
 
 
 def test_evaluate_reports_a_missing_checkpoint_in_one_line(tmp_path, capsys):
@@ -74,6 +109,7 @@ def test_report_regenerates_the_study_table_from_run_dirs(runs, capsys):
     assert "foreground noise" in line and "z62 + Cat(10) + 2×U(-1,1)" in line and "valid " in line
     assert "[grid](" in line
     assert "FID " in next(t for t in table if t.startswith("| mnist_infogan"))
+    assert "cat acc untrained" in text and "| 0 |" in line  # the seed column
 
 
 def test_report_on_a_directory_without_runs_fails_clearly(tmp_path, capsys):

@@ -29,12 +29,23 @@ def test_fast_path_trains_with_finite_losses(option, tmp_path, mnist_dir):
     assert all(torch.isfinite(v).all() for v in last.values() if v.is_floating_point())
 
 
-def test_data_reaches_the_device_as_keys_and_is_rendered_there(mnist_dir):
-    from infogan_pl.data import BasicPropDataModule
+@pytest.mark.parametrize("source", ["basicprop", "mnist"])
+def test_data_reaches_the_device_as_keys_and_is_rendered_there(source, mnist_dir):
+    """The loader yields keys (B,); images appear only after the transfer, on the keys' device. The `meta` device
+    stands in for a GPU: were any pixel drawn on the host, it could not end up there."""
+    from infogan_pl.data import BasicPropDataModule, MNISTDataModule
 
-    dm = BasicPropDataModule("line", train_size=64, val_size=32, batch_size=16)
+    if source == "basicprop":
+        dm = BasicPropDataModule("line", train_size=64, val_size=32, batch_size=16, noise="both")
+    else:
+        dm = MNISTDataModule(str(mnist_dir), batch_size=16, download=False)
+        dm.setup()
     keys = next(iter(dm.train_dataloader()))
-    assert keys.dtype == torch.long and keys.numel() == 16  # 128 bytes cross to the device, not 50 KB of pixels
+    assert keys.dtype == torch.long and keys.shape == (16,)  # 128 bytes cross to the device, not 50 KB of pixels
+    images, factors = dm.on_after_batch_transfer(keys.to("meta"), 0)
+    assert images.device.type == "meta" and images.shape == (16, 1, 28, 28) and factors.device.type == "meta"
+    on_cpu, _ = dm.on_after_batch_transfer(keys, 0)
+    assert torch.equal(on_cpu, dm.train_set[keys][0])
 
 
 def _fit_16_mixed(model, init_scale: float, iterations: int, root: Path):

@@ -1,10 +1,13 @@
 import math
+from functools import partial
 
 import pytest
 import torch
 
+from infogan_pl.data import BasicProp
 from infogan_pl.latent import Codes, LatentSpec
 from infogan_pl.losses import discriminator_loss, generator_loss, mutual_information_lower_bound
+from infogan_pl.models import InfoGAN
 from infogan_pl.nets import Discriminator, Generator, QHead, QOutput
 
 
@@ -73,3 +76,26 @@ def test_adversarial_losses_use_float_targets_on_logits():
     logits = torch.tensor([0.0, 0.0])
     assert discriminator_loss(logits, logits).item() == pytest.approx(2 * math.log(2))
     assert generator_loss(torch.tensor([10.0])).item() == pytest.approx(math.log1p(math.exp(-10)))
+
+
+def _trained_q_bound(encodes_c: bool, steps: int = 150) -> float:
+    """L_I after training D's trunk and Q (fixed G: a BasicProp line whose position is c, or a random position)."""
+    torch.manual_seed(0)
+    spec = LatentSpec(z_dim=4, categorical=[10], continuous=0)
+    model = InfoGAN(spec, generator=partial(Generator, hidden=8), discriminator=partial(Discriminator, hidden=64))
+    lines = BasicProp("line", size=10)
+    opt = torch.optim.Adam([*model.discriminator.parameters(), *model.q_head.parameters()], lr=2e-3)
+    for _ in range(steps):
+        _, codes = spec.sample(64)
+        classes = codes.categorical[:, 0] if encodes_c else torch.randint(10, (64,))
+        _, features = model.discriminator(lines[classes][0])
+        loss, mi = model.q_loss(features, codes)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return float(mi["cat0"].detach())
+
+
+def test_end_to_end_the_bound_reaches_ln_k_when_g_encodes_c_and_stays_near_zero_when_it_does_not():
+    assert _trained_q_bound(encodes_c=True) > math.log(10) - 0.1
+    assert _trained_q_bound(encodes_c=False) < 0.1

@@ -1,4 +1,3 @@
-import math
 from pathlib import Path
 
 import numpy as np
@@ -6,8 +5,9 @@ import pytest
 import torch
 
 from infogan_pl.data import BasicProp
+from infogan_pl.data.basicprop import rectangle_masks
 from infogan_pl.metrics.accuracy import hungarian_accuracy, nmi, purity
-from infogan_pl.metrics.basicprop_decoder import decode_basicprop
+from infogan_pl.metrics.basicprop_decoder import decode_basicprop, min_template_distance
 from infogan_pl.metrics.disentanglement import discretize, mig, mutual_information_matrix
 from infogan_pl.metrics.lenet import LeNet5, LeNetFeatures, fid, train_lenet
 
@@ -69,6 +69,15 @@ def test_decoder_is_exact_under_the_studys_noise(variant, noise):
     assert torch.equal(decoded, factors) and bool(valid.all())
 
 
+def test_a_bar_between_two_heights_is_not_a_valid_rectangle():
+    left, right = rectangle_masks()
+    image = (left[0] | right[4]).float()  # left height 3
+    image[3 + 3, 3:13] = 1  # one more row: height 4, between the classes of heights 3 and 5
+    _, valid, error = decode_basicprop((image * 2 - 1)[None, None], "rectangles")
+    assert int(error) == 10 and not bool(valid)
+    assert min_template_distance("rectangles") == 20 and min_template_distance("line") == 112
+
+
 def test_decoder_rejects_images_that_are_not_basicprop():
     blank = -torch.ones(3, 1, 28, 28)
     noise = torch.rand(3, 1, 28, 28) * 2 - 1
@@ -88,12 +97,15 @@ def test_fid_of_a_set_against_itself_is_about_zero_and_against_noise_is_large():
     assert fid(features, real, torch.rand(500, 1, 28, 28) * 2 - 1) > 100 * max(abs(fid(features, real, real)), 1e-4)
 
 
-def test_lenet_learns_a_separable_task_quickly():
+def test_lenet_learns_a_separable_task_and_is_scored_on_held_out_images():
     torch.manual_seed(0)
-    images, factors = BasicProp("line", size=400, noise="both")[torch.arange(400)]
-    model, acc = train_lenet((images, factors[:, 0]), (images[:100], factors[:100, 0]), epochs=20)
-    assert acc > 0.95 and LeNetFeatures(model)(images[:4]).shape == (4, 84)
-    assert math.isfinite(acc)
+    train = BasicProp("line", size=400, noise="both", seed=0)[torch.arange(400)]
+    held_out = BasicProp("line", size=200, noise="both", seed=1)[torch.arange(200)]  # other noise draws
+    model, acc = train_lenet((train[0], train[1][:, 0]), (held_out[0], held_out[1][:, 0]), epochs=20)
+    assert acc > 0.95 and LeNetFeatures(model)(held_out[0][:4]).shape == (4, 84)
+    shuffled = held_out[1][torch.randperm(200), 0]
+    _, chance = train_lenet((train[0], train[1][:, 0]), (held_out[0], shuffled), epochs=1)
+    assert chance < 0.4  # the score is on the labels given, not on what it trained on
 
 
 @pytest.mark.slow

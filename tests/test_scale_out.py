@@ -90,7 +90,7 @@ def test_a_2x2_multirun_writes_4_run_dirs_with_metrics(launcher, tmp_path):
     assert lambdas == [0, 0, 1, 1]
 
 
-def test_two_process_cpu_ddp_trains_with_one_set_of_outputs_and_identical_generators(tmp_path):
+def test_two_process_cpu_ddp_trains_with_one_set_of_outputs_identical_generators_and_rank_own_fakes(tmp_path):
     run_dir, probe = tmp_path / "run", tmp_path / "probe"
     args = ["experiment=basicprop_line", "trainer=ddp_cpu", "data.train_size=128", "data.val_size=32"]
     args += [
@@ -103,5 +103,7 @@ def test_two_process_cpu_ddp_trains_with_one_set_of_outputs_and_identical_genera
     assert torch.equal(g0, g1)  # gradients were synchronized
     b0, b1 = torch.load(probe / "batch_rank0.pt"), torch.load(probe / "batch_rank1.pt")
     assert not torch.equal(b0, b1)  # each rank drew its own samples
+    f0, f1 = torch.load(probe / "fake_rank0.pt"), torch.load(probe / "fake_rank1.pt")
+    assert not torch.equal(f0, f1)  # and its own z, c and noise: the global batch holds no duplicated fakes
     assert len(list(run_dir.glob("checkpoints/last.ckpt"))) == 1 and (run_dir / "summary.json").is_file()
     assert len(list(run_dir.glob("csv/metrics.csv"))) == 1

@@ -87,6 +87,7 @@ class BasicProp(Dataset):
             raise ValueError(f"data.noise must be one of {NOISE_MODES}, got {noise!r}.")
         self.variant, self.size, self.noise, self.seed = variant, int(size), noise, int(seed)
         self.masks, _ = class_masks(variant)
+        self._on_device: dict[torch.device, Tensor] = {}
         self.n_classes = len(self.masks)
         self.factor_names = ["position"] if variant == "line" else ["left_height", "right_height"]
 
@@ -94,10 +95,10 @@ class BasicProp(Dataset):
         return self.size
 
     def _masks(self, device: torch.device) -> Tensor:
-        """The class masks on `device`, copied there once."""
-        if self.masks.device != device:
-            self.masks = self.masks.to(device)
-        return self.masks
+        """The class masks on `device`, copied there once (the host copy stays)."""
+        if device not in self._on_device:
+            self._on_device[device] = self.masks.to(device)
+        return self._on_device[device]
 
     def factors(self, index: Tensor) -> Tensor:
         """Ground-truth factors (B, F) long of sample indices (B,)."""

@@ -113,7 +113,7 @@ class NaNGuard:
         if self.deferred:
             if (iteration + 1 - self._window_start) % self.every and not force:
                 return
-            losses = self._losses[: iteration + 1 - self._window_start].cpu()
+            losses = self._losses[: iteration + 1 - self._window_start].to("cpu", copy=True)  # one sync
             self._losses.zero_()
             self._window_start = iteration + 1
             bad = (~torch.isfinite(losses)).nonzero()
@@ -190,8 +190,7 @@ class NaNGuard:
         after = f" after {self.rollbacks} rollbacks" if self.rollbacks else ""
         where = f"the last finite state is in {path}" if path else "no finite state to save"
         self.message = f"Non-finite {name} ({value}) at iteration {iteration}{after}: training stopped; {where}"
-        log.error(self.message)
-        trainer.should_stop = True
+        trainer.should_stop = True  # the entry point prints the message (one line) and exits with status 3
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:

@@ -89,7 +89,8 @@ class Evaluation(L.Callback):
                 self.labeller = None
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero:
+        # Lightning validates once more when a run is stopped; a run stopped at a non-finite loss is not measured
+        if trainer.sanity_checking or not trainer.is_global_zero or getattr(pl_module, "nan_message", None):
             return
         result = evaluate_model(pl_module, trainer.datamodule, self.budget, self.labeller, self.bn)
         it = self.last_iteration = pl_module.iteration

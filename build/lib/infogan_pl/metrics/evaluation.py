@@ -116,6 +116,9 @@ def code_metrics(cat: Tensor, cont: Tensor, factors: Tensor, factor_names: list[
         metrics["metric/nmi"] = float(np.mean(best_nmi))
     if not with_mig:
         return metrics, None, None
+    if not bool(torch.isfinite(cont).all()):  # a diverged Q: no MIG rather than a crash in the binning
+        metrics["metric/mig"] = float("nan")
+        return metrics, None, None
     discrete = np.concatenate([cat.numpy(), discretize(cont.numpy())], axis=1) if cont.shape[1] else cat.numpy()
     matrix = mutual_information_matrix(discrete, f_np)
     metrics["metric/mig"], gaps = mig(matrix, f_np)
