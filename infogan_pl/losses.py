@@ -141,3 +141,26 @@ def continuous_code_fit(q: QOutput, codes: Codes) -> dict[str, Tensor]:
 
 
 FIXED_SIGMA_CEILING = math.log(2.0) - 0.5 * math.log(2 * math.pi)  # the σ = 1 term's maximum, per U(-1, 1) code
+
+
+def _entropy(p: Tensor) -> Tensor:
+    return -(p * torch.log(p.clamp_min(1e-12))).sum(-1)
+
+
+def real_mutual_information(logits: Tensor) -> tuple[Tensor, Tensor]:
+    """I_Q(c; x) = H(E_x Q(c|x)) - E_x H(Q(c|x)) over a batch of real images (IMSAT's objective), from Q's logits
+    (B, K): returns (marginal entropy, mean conditional entropy), nats. The first keeps every value in use, the
+    second makes each assignment confident; their difference is at most ln K."""
+    p = logits.float().softmax(dim=1)
+    return _entropy(p.mean(dim=0)), _entropy(p).mean()
+
+
+def paired_mutual_information(logits_a: Tensor, logits_b: Tensor) -> Tensor:
+    """I(c; c') between Q's assignments of images and of transformed copies (IIC, Ji et al. 2019), nats, from
+    logits (B, K) each: the joint (K, K) is the batch mean of outer products, symmetrized. At most ln K, reached
+    when the two assignments agree and use every value equally."""
+    pa, pb = logits_a.float().softmax(dim=1), logits_b.float().softmax(dim=1)
+    joint = pa.t() @ pb / len(pa)
+    joint = ((joint + joint.t()) / 2).clamp_min(1e-12)
+    marginal_a, marginal_b = joint.sum(dim=1, keepdim=True), joint.sum(dim=0, keepdim=True)
+    return (joint * (joint.log() - marginal_a.log() - marginal_b.log())).sum()

@@ -1,6 +1,5 @@
 """Adversarial losses, the gradient penalty and the D/G balance."""
 
-
 import pytest
 import torch
 from torch import nn

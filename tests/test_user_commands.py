@@ -39,6 +39,8 @@ COMMANDS = {
             "basicprop_rect_fg_bg_noise",
             "basicprop_rect_slow_d",
             "basicprop_rect_two_cat",
+            "mnist_infogan_real_mi",
+            "mnist_infogan_consistency",
         )
     },  # fmt: skip
     "python -m infogan_pl data=mnist model=gan latent=noise_only": BUDGET,

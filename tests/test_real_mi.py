@@ -1,0 +1,89 @@
+"""The study's row 6 made feasible: mutual information between the code and real images, Q as the encoder."""
+
+import math
+
+import pytest
+import torch
+
+from infogan_pl.augment import RandomAffine
+from infogan_pl.data import BasicPropDataModule
+from infogan_pl.latent import LatentSpec
+from infogan_pl.losses import paired_mutual_information, real_mutual_information
+from infogan_pl.models import InfoGAN
+from tests.helpers import SPEC, compose_config, fit, tiny_overrides
+
+
+def _one_hot_logits(labels, k=10):
+    return torch.nn.functional.one_hot(labels, k).float() * 50.0
+
+
+def test_i_q_of_a_q_that_outputs_one_hot_labels_of_a_balanced_set_is_ln_k():
+    marginal, conditional = real_mutual_information(_one_hot_logits(torch.arange(1000) % 10))
+    assert float(marginal - conditional) == pytest.approx(math.log(10), abs=1e-4)
+
+
+def test_i_q_of_a_constant_q_is_zero():
+    marginal, conditional = real_mutual_information(torch.randn(1, 10).expand(64, 10))
+    assert float(marginal - conditional) == pytest.approx(0.0, abs=1e-5)
+    confident_one_value = _one_hot_logits(torch.zeros(64, dtype=torch.long))
+    assert float(torch.stack(real_mutual_information(confident_one_value)).abs().max()) < 1e-4
+
+
+def test_paired_mi_is_ln_k_for_agreeing_balanced_assignments_and_zero_for_independent_ones():
+    labels = torch.arange(1000) % 10
+    assert float(paired_mutual_information(_one_hot_logits(labels), _one_hot_logits(labels))) == pytest.approx(
+        math.log(10), abs=1e-3
+    )
+    shuffled = labels[torch.randperm(1000, generator=torch.Generator().manual_seed(0))]
+    assert float(paired_mutual_information(_one_hot_logits(labels), _one_hot_logits(shuffled))) < 0.06
+
+
+def test_the_transform_keeps_shape_and_range_is_fresh_per_draw_and_reproducible_from_the_seed():
+    images, _ = BasicPropDataModule("line", train_size=64, val_size=32, batch_size=16).train_set[torch.arange(16)]
+    t = RandomAffine(rotation=10, scale=0.1, shift=2)
+    gen = torch.Generator().manual_seed(3)
+    first, second = t(images, gen), t(images, gen)
+    assert first.shape == images.shape and float(first.min()) >= -1 - 1e-6 and float(first.max()) <= 1 + 1e-6
+    assert not torch.equal(first, second)  # a fresh draw each step
+    assert torch.equal(first, t(images, torch.Generator().manual_seed(3)))  # the same seed, the same draw
+    moved = [not torch.equal(a, b) for a, b in zip(first, images, strict=True)]
+    assert all(moved)  # every image gets its own map
+    assert torch.allclose(RandomAffine(0, 0, 0)(images), images, atol=1e-5)  # the identity when all ranges are 0
+
+
+@pytest.mark.parametrize("term", ["real_mi", "consistency"])
+def test_the_real_data_terms_train_the_trunk_and_the_q_head_only(term):
+    torch.manual_seed(0)
+    model = InfoGAN(SPEC, **{term: 1.0})
+    real, _ = BasicPropDataModule("line", train_size=64, val_size=32, batch_size=16).train_set[torch.arange(32)]
+    _, features = model.discriminator(real)
+    loss, metrics = model.real_data_loss(real, features, torch.Generator().manual_seed(0))
+    loss.backward()
+    grads = {n: p.grad is not None and bool(p.grad.abs().sum() > 0) for n, p in model.named_parameters()}
+    assert all(grads[n] for n in grads if n.startswith(("discriminator.trunk.0", "q_head.net.3")))
+    assert not any(grads[n] for n in grads if n.startswith(("generator.", "discriminator.head.")))
+    assert (f"mi/{'real' if term == 'real_mi' else 'consistency'}") in metrics
+
+
+def test_the_terms_log_their_parts_and_off_means_nothing_is_computed(tmp_path):
+    torch.manual_seed(0)
+    model = InfoGAN(SPEC, real_mi=1.0, consistency=0.5)
+    data = BasicPropDataModule("line", train_size=64, val_size=32, batch_size=16)
+    trainer = fit(model, data, max_steps=2, root=tmp_path)
+    logged = trainer.logged_metrics
+    assert {"mi/real", "mi/real_marginal", "mi/real_conditional", "mi/consistency"} <= set(logged)
+    parts = float(logged["mi/real_marginal"]) - float(logged["mi/real_conditional"])
+    assert float(logged["mi/real"]) == pytest.approx(parts, abs=1e-5)
+    off = InfoGAN(SPEC)
+    assert off.real_data_loss(None, torch.zeros(4, 1024), None)[1] == {}
+
+
+def test_the_real_data_terms_need_a_categorical_code():
+    with pytest.raises(ValueError, match="need a categorical code"):
+        InfoGAN(LatentSpec(z_dim=8, categorical=[], continuous=2), consistency=1.0)
+
+
+@pytest.mark.parametrize("experiment", ["mnist_infogan_real_mi", "mnist_infogan_consistency"])
+def test_the_presets_name_the_studys_row_and_turn_one_term_on(experiment, tmp_path, mnist_dir):
+    cfg = compose_config(tiny_overrides(experiment, mnist_dir), tmp_path)
+    assert (cfg.model.real_mi > 0) != (cfg.model.consistency > 0) and cfg.model.lambda_info == 1.0
