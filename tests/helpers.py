@@ -88,7 +88,7 @@ def fit(
 ) -> L.Trainer:
     """A quiet CPU Trainer run of `max_steps` optimizer steps; step metrics written every `log_every` batches.
     `trainer_kwargs` go to the Trainer (e.g. `plugins`, `callbacks`)."""
-    trainer = L.Trainer(
+    settings = dict(
         accelerator="cpu",
         max_steps=max_steps,
         log_every_n_steps=log_every,
@@ -100,8 +100,8 @@ def fit(
         limit_val_batches=0,
         default_root_dir=root,
         use_distributed_sampler=False,
-        **trainer_kwargs,
     )
+    trainer = L.Trainer(**{**settings, **trainer_kwargs})
     trainer.fit(model, datamodule=datamodule)
     return trainer
 

@@ -9,14 +9,16 @@ from tests.helpers import compose_config
 
 def test_speed_bench_prints_parity_data_fast_path_and_batch_tables(tmp_path, capsys, mnist_dir):
     args = ["--batch", "16", "--iters", "2", "--warmup", "1", "--rounds", "1", "--accelerator", "cpu"]
-    args += ["--variants", "model.channels_last=true", "--max-batch", "64", "--out", str(tmp_path)]
+    args += ["--variants", "model.channels_last=true;model.compile_mode=bogus", "--max-batch", "64"]
+    args += ["--out", str(tmp_path)]
     assert speed.main([*args, "--data-dir", str(mnist_dir)]) == 0
     out = capsys.readouterr().out
     ratio = re.search(r"^\| [\d.]+ \| [\d.]+ \| ([\d.]+) \| [\d.]+ \|$", out, re.M)
     assert ratio and float(ratio.group(1)) > 0
     sources = re.findall(r"^\| (basicprop \w+, noise \w+|mnist) \| \d+ \| \d+x \|$", out, re.M)
     assert len(sources) == 5  # line / rectangles x clean / noisy, and MNIST
-    assert re.search(r"^\| model.channels_last=true \| [\d.]+ \| [\d.]+ \|$", out, re.M)
+    assert re.search(r"^\| model.channels_last=true \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$", out, re.M)
+    assert re.search(r"^\| model.compile_mode=bogus \| failed: ConfigError: .* \| \| \|$", out, re.M)  # and it went on
     assert re.search(r"^\| 64 \| [\d.]+ \| \d+ \|$", out, re.M)  # one batch size, run in its own process
     assert not list(tmp_path.glob("run-*"))  # every fit's run dir was removed
 

@@ -8,12 +8,15 @@ import sys
 from functools import partial
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 from lightning.pytorch.plugins.precision import MixedPrecision
 
 from infogan_pl.data import BasicPropDataModule
 from infogan_pl.models import InfoGAN
+from infogan_pl.models.guard import NaNGuard
+from infogan_pl.noise import InstanceNoise
 from infogan_pl.nets import Discriminator, Generator
 from infogan_pl.train import train
 from tests.helpers import SPEC, TINY, compose_config, fit, tiny_overrides
@@ -96,3 +99,52 @@ def test_an_optuna_sweep_runs_trials_and_maximizes_the_metric(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(list(sweep.glob("*/summary.json"))) == 2
     assert "best_params" in (sweep / "optimization_results.yaml").read_text()
+
+
+class _SyncSpy(L.Callback):
+    """Records every host read of a tensor (item, float, int, bool, tolist, numpy, cpu) made during the training
+    iterations whose metrics are not written, i.e. the iterations that must run without a host synchronization."""
+
+    METHODS = ("item", "__float__", "__int__", "__bool__", "tolist", "numpy", "cpu")
+
+    def __init__(self, log_every: int) -> None:
+        self.log_every, self.active, self.calls = log_every, False, []
+
+    def on_train_start(self, trainer, pl_module):
+        self.originals = {m: getattr(torch.Tensor, m) for m in self.METHODS}
+        for name, original in self.originals.items():
+            setattr(torch.Tensor, name, self._spy(name, original))
+
+    def _spy(self, name, original):
+        def spy(tensor, *args, **kwargs):
+            if self.active:
+                self.calls.append(name)
+            return original(tensor, *args, **kwargs)
+
+        return spy
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.active = (pl_module.iteration + 1) % self.log_every != 0 and pl_module.iteration > 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.active = False
+
+    def on_train_end(self, trainer, pl_module):
+        for name, original in self.originals.items():
+            setattr(torch.Tensor, name, original)
+
+
+def test_no_host_synchronization_on_the_iterations_whose_metrics_are_not_written(tmp_path):
+    """What makes a GPU step launch-bound rather than sync-bound: between written iterations the training step,
+    the optimizers, the NaN guard (deferred, as on an accelerator) and Lightning read no tensor on the host."""
+    torch.manual_seed(0)
+    model = InfoGAN(SPEC, nan=NaNGuard(check_every=50), noise=InstanceNoise(std=0.1), real_mi=1.0, consistency=1.0)
+    spy = _SyncSpy(log_every=5)
+    data = BasicPropDataModule("line", train_size=256, val_size=32, batch_size=16, noise="foreground")
+    fit(model, data, max_steps=2 * 20, root=tmp_path, log_every=5, callbacks=[spy])
+    assert model.iteration == 20 and spy.calls == []
+    # the spy sees what it must: the CPU's every-step guard reads the loss of each of the two steps
+    torch.manual_seed(0)
+    reading, spy = InfoGAN(SPEC, nan=NaNGuard(check_every=None)), _SyncSpy(log_every=5)
+    fit(reading, data, max_steps=2 * 20, root=tmp_path / "reading", log_every=5, callbacks=[spy])
+    assert spy.calls.count("__bool__") == 2 * 15

@@ -16,6 +16,7 @@ from infogan_pl.nets import Discriminator, Generator
 from infogan_pl.noise import InstanceNoise
 
 PROGRESS_BAR = ("loss/d", "loss/g", "mi/total")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 def stream_seed(seed: int, rank: int, iteration: int) -> int:
@@ -65,6 +66,8 @@ class GAN(L.LightningModule):
             raise ValueError(f"model.betas must be two numbers in [0, 1), got {betas}.")
         if d_steps_per_g < 1:
             raise ValueError(f"model.d_steps_per_g must be >= 1, got {d_steps_per_g}.")
+        if compile_mode not in COMPILE_MODES:
+            raise ValueError(f"model.compile_mode must be one of {COMPILE_MODES}, got {compile_mode!r}.")
         self.automatic_optimization = False
         self.latent = latent
         self.noise = noise if noise is not None else InstanceNoise()
@@ -109,6 +112,12 @@ class GAN(L.LightningModule):
         if self.channels_last:
             self.to(memory_format=torch.channels_last)
         if self.compile_mode:
+            if self._trainer is not None and self.trainer.strategy.root_device.type == "cuda":
+                # Inductor turns the transposed convolutions channels-last on CUDA, where convolution_backward then
+                # returns strides its meta kernel does not predict (pytorch/pytorch#171622): keep the layout as given.
+                import torch._inductor.config as inductor_config
+
+                inductor_config.layout_optimization = False
             self.generator.compile(mode=self.compile_mode)
             self.discriminator.compile(mode=self.compile_mode)
 
