@@ -16,21 +16,13 @@ from torchvision.utils import make_grid, save_image  # noqa: E402
 
 @torch.no_grad()
 def traversal_grids(model, steps: int = 9, span: float = 2.0, seed: int = 0) -> dict[str, Tensor]:
-    """One grid per (categorical code, continuous code): rows are the categorical values, columns sweep the
-    continuous code over [-span, span], z fixed. Without a continuous code the columns are seeded draws of z.
-    Returns {name: image (3, H, W) in [0, 1]}, names like `cat0_cont1` or `cat0_samples` or `samples`."""
-    latent = model.latent
-    cats = range(len(latent.categorical)) if latent.categorical else [None]
-    conts = range(latent.continuous) if latent.continuous else [None]
+    """The model's traversals (`model.traversals`: InfoGAN rows are categorical values, columns sweep a continuous
+    code over [-span, span] with z fixed; a VAE sweeps each regularized dimension) drawn as image grids.
+    Returns {name: image (3, H, W) in [0, 1]}, names like `cat0_cont1`, `cat0_samples`, `samples` or `z0`."""
     grids = {}
-    for i in cats:
-        for j in conts:
-            inputs = latent.traversal(cat_index=i or 0, cont_index=j, steps=steps, span=span, seed=seed)
-            images = model.generate(inputs).float().cpu()
-            name = "_".join(
-                p for p in (f"cat{i}" if i is not None else "", f"cont{j}" if j is not None else "samples") if p
-            )
-            grids[name] = make_grid(images, nrow=steps, normalize=True, value_range=(-1, 1), pad_value=0.5)
+    for name, inputs in model.traversals(steps, span, seed).items():
+        images = model.generate(inputs).float().cpu()
+        grids[name] = make_grid(images, nrow=steps, normalize=True, value_range=(-1, 1), pad_value=0.5)
     return grids
 
 

@@ -70,6 +70,10 @@ def test_experiment_trains_and_writes_config_checkpoint_metrics_and_traversals(e
     with open(tmp_path / "csv" / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     logged = {k for row in rows for k, v in row.items() if v}
+    assert list((tmp_path / "traversals").glob("*.png"))
+    if "vae" in experiment:
+        assert {"loss/recon", "loss/kl", "kl/z0", "mi/regularized", "mi/eval_unregularized"} <= logged
+        return
     assert {"loss/d", "loss/g", "d/real", "d/fake", "noise/std"} <= logged
     assert ("d/gap" if "wgan" in experiment else "d/fake_over_real") in logged  # critic scores are no probabilities
     if cfg.model._target_.endswith("InfoGAN") and "celeba" not in experiment:

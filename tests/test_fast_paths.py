@@ -16,8 +16,8 @@ from lightning.pytorch.plugins.precision import MixedPrecision
 from infogan_pl.data import BasicPropDataModule
 from infogan_pl.models import InfoGAN
 from infogan_pl.models.guard import NaNGuard
-from infogan_pl.noise import InstanceNoise
 from infogan_pl.nets import Discriminator, Generator
+from infogan_pl.noise import InstanceNoise
 from infogan_pl.train import train
 from tests.helpers import SPEC, TINY, compose_config, fit, tiny_overrides
 

@@ -20,7 +20,9 @@ def _run(stream, tmp_path, **model_kwargs):
     torch.manual_seed(0)
     progress = IterationProgress(every_n_iterations=4, refresh_seconds=0.0, stream=stream)
     data = BasicPropDataModule("line", train_size=96, val_size=32, batch_size=16)
-    fit(InfoGAN(SPEC, **model_kwargs), data, max_steps=24, root=tmp_path, callbacks=[progress], enable_progress_bar=True)
+    fit(
+        InfoGAN(SPEC, **model_kwargs), data, max_steps=24, root=tmp_path, callbacks=[progress], enable_progress_bar=True
+    )
     return stream.getvalue()
 
 

@@ -41,6 +41,9 @@ COMMANDS = {
             "basicprop_rect_two_cat",
             "mnist_infogan_real_mi",
             "mnist_infogan_consistency",
+            "mnist_vae",
+            "mnist_vae_mi",
+            "basicprop_line_vae_mi",
         )
     },  # fmt: skip
     "python -m infogan_pl data=mnist model=gan latent=noise_only": BUDGET,

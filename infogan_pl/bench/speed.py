@@ -285,7 +285,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if variants:
         n = min(args.rounds, args.variant_rounds)
-        print(f"\n## Fast paths (framework images/s, mean over rounds 0..{n - 1}, against the default and the plain loop)")
+        print(
+            f"\n## Fast paths (framework images/s, mean over rounds 0..{n - 1}, against the default and the plain loop)"
+        )
         base, plain = sum(fw[:n]) / n, sum(pl[:n]) / n
         print("| settings | images/s | vs default | vs plain loop |\n|---|---|---|---|")
         print(f"| default | {base:.1f} | 1.00 | {base / plain:.2f} |")

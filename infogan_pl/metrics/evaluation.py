@@ -16,7 +16,6 @@ from torch import Tensor, nn
 
 from infogan_pl.data.sampling import take
 from infogan_pl.latent import Codes
-from infogan_pl.losses import continuous_code_fit, mutual_information_lower_bound
 from infogan_pl.metrics.accuracy import contingency, hungarian_accuracy, nmi
 from infogan_pl.metrics.disentanglement import discretize, mig, mutual_information_matrix
 from infogan_pl.metrics.lenet import fid
@@ -49,8 +48,9 @@ def _batched(fn, x: Tensor, batch: int = 1000) -> list:
     return [fn(x[i : i + batch]) for i in range(0, len(x), batch)]
 
 
-def _q_modules(model) -> list[nn.Module]:
-    return [model.discriminator, model.q_head] if hasattr(model, "q_head") else [model.discriminator]
+def _encoder_modules(model) -> list[nn.Module]:
+    """What reads real images: D's trunk and the Q head (GANs), the encoder (VAE)."""
+    return [getattr(model, n) for n in ("discriminator", "q_head", "encoder", "to_code") if hasattr(model, n)]
 
 
 @contextlib.contextmanager
@@ -78,21 +78,25 @@ def recalibrated_batch_norm(modules: list[nn.Module], images: Tensor, forward, b
 
 
 @torch.no_grad()
-def q_outputs(model, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Q's categorical argmax (N, n_cat), continuous means (N, n_cont) and D's logits (N,) on images, in batches."""
+def q_outputs(model, images: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+    """The encoder's categorical argmax (N, n_cat) and continuous means (N, n_cont), and D's logits (N,) when the
+    model has a discriminator, on images, in batches."""
     device = model.device
     cats, means, logits = [], [], []
     for chunk in images.split(1000):
-        h = model.discriminator.features(chunk.to(device))
-        logits.append(model.discriminator.head(h).squeeze(1))
-        if not hasattr(model, "q_head"):
+        chunk = chunk.to(device)
+        features = model.discriminator.features(chunk) if hasattr(model, "discriminator") else None
+        if features is not None:
+            logits.append(model.discriminator.head(features).squeeze(1).float().cpu())
+        if not hasattr(model, "encode"):
             continue
-        q = model.q_head(h)
-        cats.append(torch.stack([lg.argmax(1) for lg in q.logits], 1) if q.logits else torch.zeros(len(chunk), 0))
-        means.append(q.mean)
+        q = model.q_head(features) if hasattr(model, "q_head") else model.encode(chunk)  # the trunk once
+        cats.append(torch.stack([lg.argmax(1) for lg in q.logits], 1).cpu() if q.logits else torch.zeros(len(chunk), 0))
+        means.append(q.mean.float().cpu())
+    d_logits = torch.cat(logits) if logits else None
     if not cats:
-        return torch.zeros(len(images), 0, dtype=torch.long), torch.zeros(len(images), 0), torch.cat(logits).cpu()
-    return torch.cat(cats).long().cpu(), torch.cat(means).float().cpu(), torch.cat(logits).float().cpu()
+        return torch.zeros(len(images), 0, dtype=torch.long), torch.zeros(len(images), 0), d_logits
+    return torch.cat(cats).long(), torch.cat(means), d_logits
 
 
 def code_metrics(cat: Tensor, cont: Tensor, factors: Tensor, factor_names: list[str], sizes: list[int], with_mig: bool):
@@ -119,6 +123,8 @@ def code_metrics(cat: Tensor, cont: Tensor, factors: Tensor, factor_names: list[
     if not bool(torch.isfinite(cont).all()):  # a diverged Q: no MIG rather than a crash in the binning
         metrics["metric/mig"] = float("nan")
         return metrics, None, None
+    if cont.shape[1]:
+        metrics.update(continuous_factor_accuracy(cont.numpy(), f_np, factor_names))
     discrete = np.concatenate([cat.numpy(), discretize(cont.numpy())], axis=1) if cont.shape[1] else cat.numpy()
     matrix = mutual_information_matrix(discrete, f_np)
     metrics["metric/mig"], gaps = mig(matrix, f_np)
@@ -126,6 +132,23 @@ def code_metrics(cat: Tensor, cont: Tensor, factors: Tensor, factor_names: list[
         metrics[f"metric/mig/{fname}"] = float(gaps[j])
     labels = [f"cat{i}" for i in range(len(sizes))] + [f"cont{j}" for j in range(cont.shape[1])]
     return metrics, matrix, labels
+
+
+def continuous_factor_accuracy(cont: np.ndarray, factors: np.ndarray, factor_names: list[str]) -> dict[str, float]:
+    """How well one continuous code orders a discrete factor: per factor with K values, each code dimension is cut
+    into K equal-count bins and Hungarian-matched to the factor; the best dimension's accuracy is reported
+    (`metric/cont_acc/<factor>`, mean `metric/cont_acc`). A code whose value sorts the bar positions scores 1."""
+    out = {}
+    for j, name in enumerate(factor_names):
+        k = int(factors[:, j].max()) + 1
+        best = 0.0
+        for i in range(cont.shape[1]):
+            edges = np.quantile(cont[:, i], np.linspace(0, 1, k + 1)[1:-1])
+            bins = np.searchsorted(edges, cont[:, i], side="right")
+            best = max(best, hungarian_accuracy(bins, factors[:, j], n_pred=k, n_target=k))
+        out[f"metric/cont_acc/{name}"] = best
+    out["metric/cont_acc"] = float(np.mean([out[f"metric/cont_acc/{n}"] for n in factor_names]))
+    return out
 
 
 def _fixed_latents(latent, n: int, seed: int, device) -> tuple[Tensor, Codes]:
@@ -182,15 +205,14 @@ def generated_metrics(model, labeller, factor_names: list[str], budget: Budget) 
 
 @torch.no_grad()
 def eval_mutual_information(model, budget: Budget) -> dict[str, float]:
-    """L_I per code (nats) on a fixed generated set larger than a training batch, G and Q in eval mode; for each
-    continuous code also the MSE of Q's mean and the bound with the best σ for it."""
+    """The model's information terms (`model.eval_information`: InfoGAN's L_I per code with each continuous code's
+    MSE and σ-optimal bound; the VAE's bound per dimension group), nats, on a fixed generated set larger than a
+    training batch, in eval mode."""
     g_input, codes = _fixed_latents(model.latent, budget.mi, budget.seed, model.device)
     terms: dict[str, list[float]] = {}
     for lo in range(0, budget.mi, 1024):
         sl = slice(lo, lo + 1024)
-        q = model.q_head(model.discriminator.features(model.generate(g_input[sl])))
-        batch_codes = Codes(codes.categorical[sl], codes.continuous[sl])
-        values = {**mutual_information_lower_bound(q, batch_codes), **continuous_code_fit(q, batch_codes)}
+        values = model.eval_information(g_input[sl], Codes(codes.categorical[sl], codes.continuous[sl]))
         for name, value in values.items():
             terms.setdefault(name, []).append(float(value) * len(g_input[sl]))
     return {f"mi/eval_{name}": sum(v) / budget.mi for name, v in terms.items()}
@@ -235,12 +257,8 @@ def evaluate_model(
     context = contextlib.nullcontext()
     if bn == "recalibrate":
         calibration, _ = take(datamodule.train_set, budget.bn_images)
-        forward = (
-            (lambda x: model.q_head(model.discriminator.features(x)))
-            if hasattr(model, "q_head")
-            else model.discriminator
-        )
-        context = recalibrated_batch_norm(_q_modules(model), calibration.to(model.device), forward)
+        forward = model.encode if hasattr(model, "encode") else model.discriminator
+        context = recalibrated_batch_norm(_encoder_modules(model), calibration.to(model.device), forward)
     try:
         with context:
             return _evaluate(model, datamodule, budget, labeller)
@@ -253,9 +271,9 @@ def _evaluate(model, datamodule, budget: Budget, labeller) -> Evaluation:
     matrix = labels = None
     images, factors = take(datamodule.val_set, budget.real)
     cat, cont, d_logits = q_outputs(model, images)
-    d_real = torch.sigmoid(d_logits) if model.loss.bounded else d_logits
-    metrics["val/d_real"] = float(d_real.mean())
-    if hasattr(model, "q_head"):
+    if d_logits is not None:
+        metrics["val/d_real"] = float((torch.sigmoid(d_logits) if model.loss.bounded else d_logits).mean())
+    if hasattr(model, "encode"):
         if datamodule.factors_are_attributes:  # CelebA: code x attribute MI table only
             if model.latent.categorical and factors.shape[1]:
                 matrix = mutual_information_matrix(cat.numpy(), factors.numpy())

@@ -15,7 +15,7 @@ from infogan_pl.losses import (
     real_mutual_information,
 )
 from infogan_pl.models.gan import GAN
-from infogan_pl.nets import QHead
+from infogan_pl.nets import QHead, QOutput
 
 
 class InfoGAN(GAN):
@@ -113,6 +113,16 @@ class InfoGAN(GAN):
             ).sum()
             loss = loss - self.consistency * metrics["mi/consistency"]
         return loss, metrics
+
+    def encode(self, images: Tensor) -> QOutput:
+        """Q(c | x) of images (B, C, H, W): the encoder the evaluation measures."""
+        return self.q_head(self.discriminator.features(images.to(self.device)))
+
+    def eval_information(self, latent_input: Tensor, codes: Codes) -> dict[str, Tensor]:
+        """For the evaluation: L_I per code on fixed generator inputs, with each continuous code's MSE and σ-optimal
+        bound."""
+        q = self.encode(self.generate(latent_input))
+        return {**mutual_information_lower_bound(q, codes), **continuous_code_fit(q, codes)}
 
     def info_metrics(self) -> dict[str, Tensor]:
         """For the logged batches: per continuous code the MSE of Q's mean and the σ-optimal bound (`mi/cont<j>_mse`,
