@@ -44,6 +44,8 @@ COMMANDS = {
             "mnist_vae",
             "mnist_vae_mi",
             "basicprop_line_vae_mi",
+            "mnist_infogan_cat20",
+            "mnist_infogan_encoder_loss",
         )
     },  # fmt: skip
     "python -m infogan_pl data=mnist model=gan latent=noise_only": BUDGET,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from infogan_pl.data.sampling import take
 from infogan_pl.latent import Codes
-from infogan_pl.metrics.accuracy import contingency, hungarian_accuracy, nmi
+from infogan_pl.metrics.accuracy import contingency, hungarian_accuracy, nmi, purity
 from infogan_pl.metrics.disentanglement import discretize, mig, mutual_information_matrix
 from infogan_pl.metrics.lenet import fid
 from infogan_pl.nets import init_weights
@@ -42,6 +42,7 @@ class Evaluation:
     mi_matrix: np.ndarray | None = None  # (codes, factors) MI in nats on real data
     code_labels: list[str] | None = None
     factor_labels: list[str] | None = None
+    tables: dict[str, np.ndarray] = field(default_factory=dict)  # `cat<i>_<factor>`: (K, n values) counts
 
 
 def _batched(fn, x: Tensor, batch: int = 1000) -> list:
@@ -99,25 +100,45 @@ def q_outputs(model, images: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
     return torch.cat(cats).long(), torch.cat(means), d_logits
 
 
+def code_tables(cat: Tensor, factors: Tensor, factor_names: list[str], sizes: list[int]) -> dict[str, np.ndarray]:
+    """Per categorical code and factor the (K, n values) counts of (code value, factor value) on real images."""
+    f_np = factors.numpy()
+    return {
+        f"cat{i}_{fname}": contingency(cat[:, i].numpy(), f_np[:, j], k, int(f_np[:, j].max()) + 1)
+        for j, fname in enumerate(factor_names)
+        for i, k in enumerate(sizes)
+    }
+
+
 def code_metrics(cat: Tensor, cont: Tensor, factors: Tensor, factor_names: list[str], sizes: list[int], with_mig: bool):
-    """Code accuracy / NMI of every categorical code against every factor; MIG and the MI matrix if asked."""
+    """Code accuracy / NMI of every categorical code against every factor; MIG and the MI matrix if asked.
+
+    `cat_acc` matches values to factor values one to one (Hungarian); `cat_acc_many` maps each value to the factor
+    value it meets most often (many to one), which is what a code with more values than classes (the study's
+    Appendix C: does Cat(20) find sub-categories?) can be scored by."""
     metrics: dict[str, float] = {}
     f_np = factors.numpy()
-    best_acc, best_nmi = [], []
+    best_acc, best_nmi, best_many = [], [], []
     for j, fname in enumerate(factor_names):
-        accs, nmis = [], []
+        accs, nmis, manys = [], [], []
         for i, k in enumerate(sizes):
-            acc = hungarian_accuracy(cat[:, i].numpy(), f_np[:, j], n_pred=k, n_target=int(f_np[:, j].max()) + 1)
+            n_target = int(f_np[:, j].max()) + 1
+            acc = hungarian_accuracy(cat[:, i].numpy(), f_np[:, j], n_pred=k, n_target=n_target)
+            many = purity(cat[:, i].numpy(), f_np[:, j], n_pred=k, n_target=n_target)
             score = nmi(cat[:, i].numpy(), f_np[:, j])
             metrics[f"metric/cat_acc/cat{i}_{fname}"], metrics[f"metric/nmi/cat{i}_{fname}"] = acc, score
+            metrics[f"metric/cat_acc_many/cat{i}_{fname}"] = many
             accs.append(acc)
             nmis.append(score)
+            manys.append(many)
         if sizes:
             best_acc.append(max(accs))
             best_nmi.append(max(nmis))
+            best_many.append(max(manys))
     if sizes:
         metrics["metric/cat_acc"] = float(np.mean(best_acc))
         metrics["metric/nmi"] = float(np.mean(best_nmi))
+        metrics["metric/cat_acc_many"] = float(np.mean(best_many))
     if not with_mig:
         return metrics, None, None
     if not bool(torch.isfinite(cont).all()):  # a diverged Q: no MIG rather than a crash in the binning
@@ -269,6 +290,7 @@ def evaluate_model(
 def _evaluate(model, datamodule, budget: Budget, labeller) -> Evaluation:
     metrics: dict[str, float] = {}
     matrix = labels = None
+    tables: dict[str, np.ndarray] = {}
     images, factors = take(datamodule.val_set, budget.real)
     cat, cont, d_logits = q_outputs(model, images)
     if d_logits is not None:
@@ -283,6 +305,7 @@ def _evaluate(model, datamodule, budget: Budget, labeller) -> Evaluation:
                 cat, cont, factors, datamodule.factor_names, model.latent.categorical, datamodule.factors_are_generative
             )
             metrics.update(m)
+            tables = code_tables(cat, factors, datamodule.factor_names, model.latent.categorical)
         metrics.update(eval_mutual_information(model, budget))
         if labeller is not None and model.latent.categorical:
             metrics.update(generated_metrics(model, labeller, datamodule.factor_names, budget))
@@ -292,4 +315,4 @@ def _evaluate(model, datamodule, budget: Budget, labeller) -> Evaluation:
         g_input, _ = _fixed_latents(model.latent, len(real), budget.seed, model.device)
         fake = torch.cat(_batched(model.generate, g_input)).cpu()
         metrics["metric/fid_lenet"] = fid(features, real, fake)
-    return Evaluation(metrics, matrix, labels, list(datamodule.factor_names))
+    return Evaluation(metrics, matrix, labels, list(datamodule.factor_names), tables)

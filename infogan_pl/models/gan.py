@@ -155,10 +155,13 @@ class GAN(L.LightningModule):
         """Images (B, C, H, W) in [-1, 1] for generator inputs (B, input_dim)."""
         return self.generator(latent_input.to(self.device))
 
-    def traversals(self, steps: int = 9, span: float = 2.0, seed: int = 0) -> dict[str, Tensor]:
+    def traversals(
+        self, steps: int = 9, span: float = 2.0, seed: int = 0, per_value: bool = False
+    ) -> dict[str, Tensor]:
         """Generator inputs of the traversal grids: per (categorical code i, continuous code j), rows are the values
         of code i, columns sweep code j over [-span, span] with z fixed; without a continuous code the columns are
-        seeded draws of z. Names like `cat0_cont1`, `cat0_samples` or `samples`."""
+        seeded draws of z. Names like `cat0_cont1`, `cat0_samples` or `samples`. per_value: also one grid per value
+        k of each categorical code (`cat0_value07`: rows of their own z, columns sweep continuous code 0)."""
         latent = self.latent
         cats = range(len(latent.categorical)) if latent.categorical else [None]
         conts = range(latent.continuous) if latent.continuous else [None]
@@ -169,6 +172,12 @@ class GAN(L.LightningModule):
                     p for p in (f"cat{i}" if i is not None else "", f"cont{j}" if j is not None else "samples") if p
                 )
                 out[name] = latent.traversal(cat_index=i or 0, cont_index=j, steps=steps, span=span, seed=seed)
+        if per_value:
+            for i, k in enumerate(latent.categorical):
+                for value in range(k):
+                    out[f"cat{i}_value{value:02d}"] = latent.value_traversal(
+                        i, value, steps=steps, span=span, seed=seed
+                    )
         return out
 
     def on_train_start(self) -> None:

@@ -17,6 +17,8 @@ from infogan_pl.losses import (
 from infogan_pl.models.gan import GAN
 from infogan_pl.nets import QHead, QOutput
 
+INFO_OBJECTIVES = ("mutual_information", "encoder_loss")
+
 
 class InfoGAN(GAN):
     """GAN + Q head on the discriminator trunk; the information term λ·(−L_I) is added to both players' losses.
@@ -27,6 +29,11 @@ class InfoGAN(GAN):
       reaches the shared trunk; without it Q reads detached trunk features, so only the Q head learns from it.
     - G step (G only): non-saturating loss + λ·(−L_I); the gradient flows through D's trunk and Q's head into G,
       but neither is updated.
+    `info_objective=encoder_loss` (the study's Appendix C, "minimize the encoder loss rather than maximize the mutual
+    information"): for a fixed prior L_I = H(c) - CE, so minimizing Q's cross-entropy *is* maximizing L_I; what
+    can differ is who is trained by it. Here only the decoder side (Q and D's trunk) is: G gets no information
+    gradient, so c shapes G's images only if the adversarial game alone makes it. Against the baseline it answers
+    whether InfoGAN's built-in autoencoder needs G to be pushed, or merely Q to read.
     λ = 0 with codes ("GAN + latent codes"): Q becomes a probe. It trains (weight 1) on detached features, so L_I is
     measured without feeding back into D, the trunk or G (the baseline of InfoGAN's Fig. 1).
 
@@ -49,9 +56,13 @@ class InfoGAN(GAN):
         real_mi: float = 0.0,
         consistency: float = 0.0,
         augment: RandomAffine | None = None,
+        info_objective: str = "mutual_information",
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
+        if info_objective not in INFO_OBJECTIVES:
+            raise ValueError(f"model.info_objective must be one of {INFO_OBJECTIVES}, got {info_objective!r}.")
+        self.info_objective = info_objective
         if real_mi < 0 or consistency < 0:
             raise ValueError(f"model.real_mi and model.consistency must be >= 0, got {real_mi}, {consistency}.")
         if (real_mi or consistency) and not self.latent.categorical:
@@ -133,6 +144,9 @@ class InfoGAN(GAN):
         return {f"mi/{k}": v.detach() for k, v in continuous_code_fit(q, codes).items()}
 
     def generator_info_loss(self, fake_features: Tensor, codes: Codes) -> Tensor:
-        if self.is_probe:
+        """λ·(−L_I) for G: the information gradient through D's trunk and Q into G. None for the probe, and none
+        under `info_objective=encoder_loss`, where G plays the adversarial game alone and only Q (with the trunk)
+        learns to decode c from whatever G makes of it."""
+        if self.is_probe or self.info_objective == "encoder_loss":
             return fake_features.new_zeros(())
         return -self.lambda_info * mutual_information_lower_bound(self.q_head(fake_features), codes)["total"]

@@ -92,7 +92,9 @@ class VAE(L.LightningModule):
     def sample(self, batch: int, generator: torch.Generator | None = None) -> tuple[Tensor, Codes]:
         return self.latent.sample(batch, device=self.device, generator=generator)
 
-    def traversals(self, steps: int = 9, span: float = 2.0, seed: int = 0) -> dict[str, Tensor]:
+    def traversals(
+        self, steps: int = 9, span: float = 2.0, seed: int = 0, per_value: bool = False
+    ) -> dict[str, Tensor]:
         """Per regularized dimension j: rows are seeded codes, columns sweep z_j over [-span, span]."""
         gen = torch.Generator().manual_seed(seed)
         base = torch.randn(8, self.latent.z_dim, generator=gen)
