@@ -98,7 +98,8 @@ class Evaluation(L.Callback):
         if "metric/cat_acc" in result.metrics and not trainer.datamodule.factors_are_attributes:
             if self._chance is None:
                 images, factors = take(trainer.datamodule.val_set, self.budget.real)
-                self._chance = untrained_baseline(pl_module, images, factors, trainer.datamodule.factor_names)
+                dm = trainer.datamodule
+                self._chance = untrained_baseline(pl_module, images, factors, dm.factor_names, dm.factor_kinds)
             result.metrics["metric/cat_acc_untrained"] = self._chance
         pl_module.log("iteration", float(it), rank_zero_only=True)
         for name, value in result.metrics.items():

@@ -53,7 +53,8 @@ def evaluate_checkpoint(path: str | Path, args: DictConfig) -> Path:
     result = evaluate_model(model, datamodule, budget, labeller, bn)
     if "metric/cat_acc" in result.metrics and not datamodule.factors_are_attributes:
         images, factors = take(datamodule.val_set, budget.real)
-        result.metrics["metric/cat_acc_untrained"] = untrained_baseline(model, images, factors, datamodule.factor_names)
+        names, kinds = datamodule.factor_names, datamodule.factor_kinds
+        result.metrics["metric/cat_acc_untrained"] = untrained_baseline(model, images, factors, names, kinds)
     out = Path(path).parent / f"eval_{Path(path).stem}"
     out.mkdir(parents=True, exist_ok=True)
     save_grids(traversal_grids(model), out, "traversal")

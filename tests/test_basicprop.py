@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from infogan_pl.data import BasicProp, BasicPropDataModule
+from infogan_pl.data.basicprop import classes
 from infogan_pl.data.sampling import EpochBatchSampler
 
 
@@ -106,3 +107,56 @@ def test_datamodule_serves_key_batches_rendered_after_transfer_with_disjoint_val
 def test_bad_basicprop_settings_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         BasicProp(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------- BasicProp++
+def _class(variant, index):
+    images, factors, _, _ = classes(variant)
+    return images[index], factors[index]
+
+
+def test_translation_class_x3_y5_is_an_8_px_square_with_its_top_left_corner_at_row_5_column_3():
+    image, factors = _class("translation", 5 * 21 + 3)
+    rows, cols = torch.nonzero(image[0] > 0, as_tuple=True)
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (5, 12, 3, 10)
+    assert factors.tolist() == pytest.approx([3 / 20, 5 / 20])
+
+
+def test_diameter_ratio_discs_are_d1_3_plus_k_and_d2_11_minus_k_pixels_across():
+    for k in range(9):
+        image, factors = _class("diameter_ratio", k)
+        fg = image[0] > 0
+        left, right = fg[:, :14], fg[:, 14:]
+        assert int(left.any(dim=0).sum()) == 3 + k and int(right.any(dim=0).sum()) == 11 - k
+        assert float(factors[0]) == pytest.approx((3 + k) / 14)
+
+
+def test_colour_classes_are_a_palette_colour_times_the_brightness_on_a_disc():
+    images, factors, names, kinds = classes("colour")
+    assert (
+        images.shape == (96, 3, 28, 28) and names == ["colour", "brightness"] and kinds == ["categorical", "continuous"]
+    )
+    image, (colour, brightness) = images[2 * 16 + 15], factors[2 * 16 + 15]  # blue, full brightness
+    centre = image[:, 14, 14]
+    assert centre.tolist() == [0.0, 0.0, 255.0] and int(colour) == 2 and float(brightness) == 1.0
+    assert float(images[2 * 16][2, 14, 14]) == pytest.approx(127.5)  # brightness 0.5
+
+
+def test_alternating_shapes_draw_a_bar_rectangle_disc_and_cross_of_sizes_8_to_22():
+    for kind in range(4):
+        sizes = [int((_class("alternating_shapes", kind * 8 + s)[0][0] > 0).sum()) for s in range(8)]
+        assert sizes == sorted(sizes) and len(set(sizes)) == 8  # each size step adds pixels
+    bar, _ = _class("alternating_shapes", 0 * 8 + 7)
+    rows, cols = torch.nonzero(bar[0] > 0, as_tuple=True)
+    assert int(rows.max() - rows.min() + 1) == 22 and int(cols.max() - cols.min() + 1) == 4
+    cross, factors = _class("alternating_shapes", 3 * 8 + 0)
+    assert bool(cross[0, 14, 14] > 0) and not bool(cross[0, 10, 10] > 0) and factors.tolist() == [3.0, 0.0]
+
+
+@pytest.mark.parametrize("variant", ["translation", "diameter_ratio", "colour", "alternating_shapes"])
+def test_every_basicprop_pp_variant_renders_its_classes_with_the_studys_noise(variant):
+    dm = BasicPropDataModule(variant, train_size=256, val_size=64, batch_size=16, noise="both")
+    images, factors = dm.train_set[torch.arange(64)]
+    assert images.shape[1] == (3 if variant == "colour" else 1) and dm.channels == images.shape[1]
+    assert float(images.min()) >= -1 and float(images.max()) <= 1 and factors.dtype == torch.float32
+    assert len(dm.factor_kinds) == factors.shape[1] and "continuous" in dm.factor_kinds

@@ -54,7 +54,11 @@ def test_a_continuous_code_that_tracks_a_factor_scores_high_mig_after_20_bin_dis
     assert mig(mutual_information_matrix(codes, factor), factor)[0] > 0.9
 
 
-@pytest.mark.parametrize(("variant", "n"), [("line", 10), ("rectangles", 100)])
+@pytest.mark.parametrize(
+    ("variant", "n"),
+    [("line", 10), ("rectangles", 100), ("translation", 441), ("diameter_ratio", 9), ("colour", 96),
+     ("alternating_shapes", 32)],
+)  # fmt: skip
 def test_decoder_is_exact_on_every_clean_class(variant, n):
     images, factors = BasicProp(variant, size=n)[torch.arange(n)]
     decoded, valid, error = decode_basicprop(images, variant)
@@ -62,11 +66,17 @@ def test_decoder_is_exact_on_every_clean_class(variant, n):
 
 
 @pytest.mark.parametrize("noise", ["foreground", "background", "both"])
-@pytest.mark.parametrize("variant", ["line", "rectangles"])
+@pytest.mark.parametrize("variant", ["line", "rectangles", "translation", "diameter_ratio", "alternating_shapes"])
 def test_decoder_is_exact_under_the_studys_noise(variant, noise):
     images, factors = BasicProp(variant, size=200, noise=noise)[torch.arange(200)]
     decoded, valid, _ = decode_basicprop(images, variant)
     assert torch.equal(decoded, factors) and bool(valid.all())
+
+
+def test_the_colour_decoder_reads_the_colour_under_noise_and_the_brightness_on_clean_images():
+    images, factors = BasicProp("colour", size=96, noise="both")[torch.arange(96)]
+    decoded, valid, _ = decode_basicprop(images, "colour")
+    assert bool(valid.all()) and torch.equal(decoded[:, 0], factors[:, 0])  # foreground noise dims the brightness
 
 
 def test_a_bar_between_two_heights_is_not_a_valid_rectangle():

@@ -46,6 +46,7 @@ COMMANDS = {
             "basicprop_line_vae_mi",
             "mnist_infogan_cat20",
             "mnist_infogan_encoder_loss",
+            "basicprop_pp_colour",
         )
     },  # fmt: skip
     "python -m infogan_pl data=mnist model=gan latent=noise_only": BUDGET,
