@@ -76,6 +76,12 @@ COMMANDS = {
         "budget.mi=64",
     ],
     "python -m infogan_pl.report outputs/": None,
+    "python -m infogan_pl.semi_supervised ckpt_path=outputs/mnist_infogan/<time>/checkpoints/last.ckpt": [
+        "labels_per_class=[1,2]",
+        "generated_per_value=5",
+        "classifier_seeds=[0]",
+        "steps=5",
+    ],
     "python -m infogan_pl experiment=basicprop_line hydra.run.dir=<run dir> ckpt_path=last": [
         *BUDGET[1:],
         "trainer.max_steps=8",
@@ -109,19 +115,21 @@ def workspace(tmp_path_factory, mnist_dir):
     """A fresh working directory with ./data, where basicprop_line has run once (for evaluate / report / resume)."""
     root = tmp_path_factory.mktemp("user")
     _data_dir(root, mnist_dir)
-    done = run_cli(["experiment=basicprop_line", *BUDGET], root, env=ENV)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    for experiment in ("basicprop_line", "mnist_infogan"):
+        done = run_cli([f"experiment={experiment}", *BUDGET], root, env=ENV)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     return root
 
 
-def _run_dir(root: Path) -> Path:
-    runs = sorted((root / "outputs" / "basicprop_line").glob("*/summary.json"))
+def _run_dir(root: Path, experiment: str = "basicprop_line") -> Path:
+    runs = sorted((root / "outputs" / experiment).glob("*/summary.json"))
     return runs[0].parent
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_readme_command_works_as_written(command, workspace):
-    run_dir = _run_dir(workspace)
+    named = re.search(r"outputs/(\w+)/<time>", command)
+    run_dir = _run_dir(workspace, named.group(1) if named else "basicprop_line")
     text = command.replace("<time>", run_dir.name).replace("<run dir>", str(run_dir))
     module, *args = shlex.split(text)[2:]
     extra = COMMANDS[command] or []
@@ -138,6 +146,8 @@ def test_readme_command_works_as_written(command, workspace):
         assert "Outputs in " in output and "metric/" in output  # the metrics table and where the run went
     elif module == "infogan_pl":
         assert output.count("Outputs in ") >= 2  # at least two jobs of the sweep finished
+    elif module == "infogan_pl.semi_supervised":
+        assert "+ generated" in output and (run_dir / "checkpoints" / "semi_supervised" / "results.json").is_file()
 
 
 @pytest.fixture
