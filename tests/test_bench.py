@@ -29,3 +29,18 @@ def test_every_fast_path_the_bench_times_is_a_valid_override_set():
             cfg = compose_config(["experiment=basicprop_line", *variant.split(",")], Path("/tmp/unused"))
             assert cfg.trainer.precision in ("32-true", "bf16-mixed", "16-mixed"), (device, variant)
     assert "trainer.benchmark=true" in speed.FAST_PATHS["cuda"] and "16-mixed" in speed.FAST_PATHS["cuda"]
+
+
+def test_quality_bench_trains_variants_side_by_side_and_prints_medians(tmp_path, capsys, mnist_dir):
+    from infogan_pl.bench import quality
+
+    args = ["--seeds", "2", "--epochs", "1", "--jobs", "2", "--variants", "baseline,consistency"]
+    args += ["--data-dir", str(mnist_dir), "--out", str(tmp_path)]
+    overrides = ["data.train_size=64", "data.val_size=48", "data.batch_size=32", "+model.generator.hidden=64"]
+    overrides += ["+model.discriminator.hidden=64", "callbacks.evaluation.real=48", "callbacks.evaluation.fid=32"]
+    assert quality.main([*args, *overrides]) == 0
+    out = capsys.readouterr().out
+    rows = re.findall(r"^\| (baseline|consistency) \| (\d) \| ([\d.]+) \|", out, re.M)
+    assert sorted((v, s) for v, s, _ in rows) == [("baseline", "0"), ("baseline", "1"), ("consistency", "0"), ("consistency", "1")]
+    assert re.search(r"^\| consistency \| [\d.]+ \([\d.]+–[\d.]+\) \|", out, re.M)  # median (range) over seeds
+    assert (tmp_path / "consistency" / "seed1" / "summary.json").is_file()

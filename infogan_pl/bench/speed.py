@@ -77,9 +77,8 @@ def _peak_mib(device) -> float:
 FAST_PATHS = {
     "cpu": "trainer.precision=bf16-mixed;model.channels_last=true;model.compile=true",
     "cuda": "trainer.precision=bf16-mixed;trainer.precision=16-mixed;model.channels_last=true;model.compile=true;"
-    "model.compile=true,model.compile_mode=reduce-overhead;model.compile=true,model.compile_mode=max-autotune;"
-    "trainer.benchmark=true;trainer.precision=bf16-mixed,model.channels_last=true,trainer.benchmark=true;"
-    "trainer.precision=bf16-mixed,model.compile=true,model.compile_mode=reduce-overhead",
+    "model.compile=true,model.compile_mode=reduce-overhead;trainer.benchmark=true;"
+    "trainer.precision=bf16-mixed,model.channels_last=true,trainer.benchmark=true",
 }
 
 
