@@ -41,6 +41,11 @@ def test_quality_bench_trains_variants_side_by_side_and_prints_medians(tmp_path,
     assert quality.main([*args, *overrides]) == 0
     out = capsys.readouterr().out
     rows = re.findall(r"^\| (baseline|consistency) \| (\d) \| ([\d.]+) \|", out, re.M)
-    assert sorted((v, s) for v, s, _ in rows) == [("baseline", "0"), ("baseline", "1"), ("consistency", "0"), ("consistency", "1")]
+    assert sorted((v, s) for v, s, _ in rows) == [
+        ("baseline", "0"),
+        ("baseline", "1"),
+        ("consistency", "0"),
+        ("consistency", "1"),
+    ]
     assert re.search(r"^\| consistency \| [\d.]+ \([\d.]+–[\d.]+\) \|", out, re.M)  # median (range) over seeds
     assert (tmp_path / "consistency" / "seed1" / "summary.json").is_file()

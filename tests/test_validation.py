@@ -19,7 +19,7 @@ BAD = [
     (["noise.where=edges"], "noise.where must be one of"),
     (["data.batch_size=100000"], "data.batch_size=100000 is larger than the training set"),
     (["data.batch_size=0"], "data.batch_size must be > 0"),
-    (["data.variant=circles"], "data.variant must be one of ('line', 'rectangles')"),
+    (["data.variant=circles"], "data.variant must be one of ('line', 'rectangles', 'translation'"),
     (["data.noise=pink"], "data.noise must be one of"),
     (["latent.z_dim=-3"], "must be >= 0"),
     (["latent.z_prior=laplace"], "latent.z_prior must be"),

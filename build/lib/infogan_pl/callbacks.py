@@ -9,7 +9,7 @@ import torch
 from torchvision.io import ImageReadMode, read_image
 
 from infogan_pl.data.sampling import take
-from infogan_pl.figures import mi_curve, mi_heatmap, save_grids, save_mi_table, traversal_grids
+from infogan_pl.figures import code_table, mi_curve, mi_heatmap, save_grids, save_mi_table, traversal_grids
 from infogan_pl.loggers import log_mi_panel
 from infogan_pl.losses import FIXED_SIGMA_CEILING
 from infogan_pl.metrics.evaluation import BN_MODES, Budget, evaluate_model, untrained_baseline
@@ -34,17 +34,18 @@ class TraversalGrid(L.Callback):
 
     Rows: values of categorical code i; columns: continuous code j swept over [-span, span]; z and the other codes
     fixed (seeded), as in the InfoGAN figures. Without a continuous code the columns are seeded draws of z.
+    per_value: also one grid per value of each categorical code (`iter<N>_cat0_value07.png`).
     """
 
-    def __init__(self, dirpath: str, steps: int = 9, span: float = 2.0, seed: int = 0) -> None:
-        self.dirpath, self.steps, self.span, self.seed = Path(dirpath), steps, span, seed
+    def __init__(self, dirpath: str, steps: int = 9, span: float = 2.0, seed: int = 0, per_value: bool = False) -> None:
+        self.dirpath, self.steps, self.span, self.seed, self.per_value = Path(dirpath), steps, span, seed, per_value
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
         was_training = pl_module.training
         pl_module.eval()
-        grids = traversal_grids(pl_module, self.steps, self.span, self.seed)
+        grids = traversal_grids(pl_module, self.steps, self.span, self.seed, self.per_value)
         pl_module.train(was_training)
         save_grids(grids, self.dirpath, f"iter{pl_module.iteration:06d}")
         log_images(trainer, {f"traversal/{k}": v for k, v in grids.items()}, trainer.global_step)
@@ -97,7 +98,8 @@ class Evaluation(L.Callback):
         if "metric/cat_acc" in result.metrics and not trainer.datamodule.factors_are_attributes:
             if self._chance is None:
                 images, factors = take(trainer.datamodule.val_set, self.budget.real)
-                self._chance = untrained_baseline(pl_module, images, factors, trainer.datamodule.factor_names)
+                dm = trainer.datamodule
+                self._chance = untrained_baseline(pl_module, images, factors, dm.factor_names, dm.factor_kinds)
             result.metrics["metric/cat_acc_untrained"] = self._chance
         pl_module.log("iteration", float(it), rank_zero_only=True)
         for name, value in result.metrics.items():
@@ -112,6 +114,8 @@ class Evaluation(L.Callback):
             labels = (result.code_labels, result.factor_labels)
             figures.append(mi_heatmap(result.mi_matrix, *labels, self.dirpath / "mi_heatmap.png"))
             save_mi_table(result.mi_matrix, *labels, self.dirpath / "mi_table.csv")
+        for name, counts in result.tables.items():
+            figures.append(code_table(counts, name, self.dirpath / f"{name}_table.png"))
         if figures:
             images = {f"figures/{p.stem}": read_image(str(p), ImageReadMode.RGB).float() / 255 for p in figures}
             log_images(trainer, images, trainer.global_step)

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from infogan_pl.build import ConfigError, build, build_labeller
 from infogan_pl.checkpointing import CONFIG_KEY, load_checkpoint_file
 from infogan_pl.data.sampling import take
-from infogan_pl.figures import mi_heatmap, save_grids, traversal_grids
+from infogan_pl.figures import code_table, mi_heatmap, save_grids, traversal_grids
 from infogan_pl.metrics.evaluation import Budget, evaluate_model, untrained_baseline
 from infogan_pl.report import metrics_table
 
@@ -53,12 +53,15 @@ def evaluate_checkpoint(path: str | Path, args: DictConfig) -> Path:
     result = evaluate_model(model, datamodule, budget, labeller, bn)
     if "metric/cat_acc" in result.metrics and not datamodule.factors_are_attributes:
         images, factors = take(datamodule.val_set, budget.real)
-        result.metrics["metric/cat_acc_untrained"] = untrained_baseline(model, images, factors, datamodule.factor_names)
+        names, kinds = datamodule.factor_names, datamodule.factor_kinds
+        result.metrics["metric/cat_acc_untrained"] = untrained_baseline(model, images, factors, names, kinds)
     out = Path(path).parent / f"eval_{Path(path).stem}"
     out.mkdir(parents=True, exist_ok=True)
     save_grids(traversal_grids(model), out, "traversal")
     if result.mi_matrix is not None:
         mi_heatmap(result.mi_matrix, result.code_labels, result.factor_labels, out / "mi_heatmap.png")
+    for name, counts in result.tables.items():
+        code_table(counts, name, out / f"{name}_table.png")
     record = {"checkpoint": str(path), "experiment": cfg.name, "iteration": iteration, "bn": bn}
     (out / "metrics.json").write_text(json.dumps({**record, "metrics": result.metrics}, indent=2, sort_keys=True))
     return out

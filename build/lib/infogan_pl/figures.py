@@ -15,22 +15,16 @@ from torchvision.utils import make_grid, save_image  # noqa: E402
 
 
 @torch.no_grad()
-def traversal_grids(model, steps: int = 9, span: float = 2.0, seed: int = 0) -> dict[str, Tensor]:
-    """One grid per (categorical code, continuous code): rows are the categorical values, columns sweep the
-    continuous code over [-span, span], z fixed. Without a continuous code the columns are seeded draws of z.
-    Returns {name: image (3, H, W) in [0, 1]}, names like `cat0_cont1` or `cat0_samples` or `samples`."""
-    latent = model.latent
-    cats = range(len(latent.categorical)) if latent.categorical else [None]
-    conts = range(latent.continuous) if latent.continuous else [None]
+def traversal_grids(
+    model, steps: int = 9, span: float = 2.0, seed: int = 0, per_value: bool = False
+) -> dict[str, Tensor]:
+    """The model's traversals (`model.traversals`: InfoGAN rows are categorical values, columns sweep a continuous
+    code over [-span, span] with z fixed; a VAE sweeps each regularized dimension) drawn as image grids.
+    Returns {name: image (3, H, W) in [0, 1]}, names like `cat0_cont1`, `cat0_samples`, `samples` or `z0`."""
     grids = {}
-    for i in cats:
-        for j in conts:
-            inputs = latent.traversal(cat_index=i or 0, cont_index=j, steps=steps, span=span, seed=seed)
-            images = model.generate(inputs).float().cpu()
-            name = "_".join(
-                p for p in (f"cat{i}" if i is not None else "", f"cont{j}" if j is not None else "samples") if p
-            )
-            grids[name] = make_grid(images, nrow=steps, normalize=True, value_range=(-1, 1), pad_value=0.5)
+    for name, inputs in model.traversals(steps, span, seed, per_value).items():
+        images = model.generate(inputs).float().cpu()
+        grids[name] = make_grid(images, nrow=steps, normalize=True, value_range=(-1, 1), pad_value=0.5)
     return grids
 
 
@@ -90,4 +84,29 @@ def save_mi_table(matrix: np.ndarray, codes: list[str], factors: list[str], path
         ",".join([c, *(f"{v:.5f}" for v in row)]) for c, row in zip(codes, matrix, strict=True)
     ]
     path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def code_table(counts: np.ndarray, name: str, path: Path) -> Path:
+    """A categorical code's values (rows) against a factor's values (columns) on real images: counts, each row
+    shaded by its share, the factor value each row meets most often marked (the many-to-one map)."""
+    rows, cols = counts.shape
+    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.5 + 0.55 * cols, 1.0 + 0.32 * rows))
+    ax.imshow(share, cmap="Blues", aspect="auto", vmin=0, vmax=1)
+    for r in range(rows):
+        for c in range(cols):
+            if counts[r, c]:
+                bold = "bold" if c == counts[r].argmax() else "normal"
+                ax.text(c, r, str(int(counts[r, c])), ha="center", va="center", fontsize=6, fontweight=bold)
+    code, _, factor = name.partition("_")
+    ax.set_xticks(range(cols), [str(c) for c in range(cols)])
+    ax.set_yticks(range(rows), [str(r) for r in range(rows)])
+    ax.set_xlabel(factor)
+    ax.set_ylabel(f"{code} value")
+    ax.set_title(f"{code} x {factor} on real images (bold: the many-to-one map)", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
     return path

@@ -126,3 +126,24 @@ class LatentSpec:
         if sweep:
             cont[:, cont_index] = torch.linspace(-span, span, steps).repeat(rows)
         return self.assemble(z, Codes(cat, cont))
+
+    def value_traversal(
+        self, cat_index: int, value: int, rows: int = 8, steps: int = 9, span: float = 2.0, seed: int = 0
+    ) -> Tensor:
+        """Inputs (rows * steps, input_dim) for one value of categorical code `cat_index`: each row its own seeded z
+        and other codes, columns sweep continuous code 0 over [-span, span] (or draw z again without one)."""
+        gen = torch.Generator().manual_seed(seed)
+        n = rows * steps
+        z = (
+            torch.randn(n, self.z_dim, generator=gen)
+            if self.z_prior == "normal"
+            else torch.rand(n, self.z_dim, generator=gen) * 2 - 1
+        )
+        cat = torch.stack([torch.randint(k, (n,), generator=gen) for k in self.categorical], 1)
+        cont = torch.rand(n, self.continuous, generator=gen) * 2 - 1
+        row = torch.arange(n) // steps
+        if self.continuous:  # the same z and codes along a row, continuous code 0 swept across it
+            z, cat, cont = z[row * steps], cat[row * steps].clone(), cont[row * steps].clone()
+            cont[:, 0] = torch.linspace(-span, span, steps).repeat(rows)
+        cat[:, cat_index] = value
+        return self.assemble(z, Codes(cat, cont))

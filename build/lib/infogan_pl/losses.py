@@ -103,11 +103,24 @@ def gradient_penalty(critic, real: Tensor, fake: Tensor, generator: torch.Genera
     return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
 
 
-def mutual_information_lower_bound(q: QOutput, codes: Codes) -> dict[str, Tensor]:
+NORMAL_ENTROPY = 0.5 * math.log(2 * math.pi * math.e)  # H of N(0, 1), nats: the VAE's code prior
+UNIFORM_ENTROPY = math.log(2.0)  # H of U(-1, 1), nats: InfoGAN's continuous codes
+
+
+def gaussian_log_likelihood(target: Tensor, mean: Tensor, log_std: Tensor | None) -> Tensor:
+    """log N(target; mean, σ) per element (B, n); log σ clamped when learned, σ = 1 when `log_std` is None."""
+    log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX) if log_std is not None else torch.zeros_like(mean)
+    return -0.5 * math.log(2 * math.pi) - log_std - 0.5 * ((target.to(mean.dtype) - mean) / log_std.exp()) ** 2
+
+
+def mutual_information_lower_bound(
+    q: QOutput, codes: Codes, continuous_entropy: float = UNIFORM_ENTROPY
+) -> dict[str, Tensor]:
     """L_I = E[log Q(c | x)] + H(c) <= I(c; x), in nats, per code (`cat0`, `cont0`, ...) and `total`.
 
     Categorical Cat(K): ln K - CE(c, Q logits) (cross-entropy straight from logits: no softmax before it).
-    Continuous U(-1, 1): ln 2 + E[log N(c; μ, σ)], σ learned (log σ clamped) or fixed at 1.
+    Continuous: H(c) + E[log N(c; μ, σ)], σ learned (log σ clamped) or fixed at 1; H(c) = ln 2 for InfoGAN's
+    U(-1, 1) codes, ½ ln 2πe for a VAE's N(0, 1) code.
     Each value is a scalar tensor that keeps its graph to Q and, through x, to G.
     """
     terms: dict[str, Tensor] = {}
@@ -115,11 +128,9 @@ def mutual_information_lower_bound(q: QOutput, codes: Codes) -> dict[str, Tensor
         k = logits.shape[1]
         terms[f"cat{i}"] = math.log(k) - F.cross_entropy(logits, codes.categorical[:, i])
     if q.mean.shape[1]:
-        log_std = q.log_std.clamp(LOG_STD_MIN, LOG_STD_MAX) if q.log_std is not None else torch.zeros_like(q.mean)
-        c = codes.continuous.to(q.mean.dtype)
-        log_lik = -0.5 * math.log(2 * math.pi) - log_std - 0.5 * ((c - q.mean) / log_std.exp()) ** 2
+        log_lik = gaussian_log_likelihood(codes.continuous, q.mean, q.log_std)
         for j, value in enumerate(log_lik.mean(dim=0).unbind()):
-            terms[f"cont{j}"] = math.log(2.0) + value
+            terms[f"cont{j}"] = continuous_entropy + value
     if not terms:
         raise ValueError("mutual_information_lower_bound needs at least one code.")
     terms["total"] = torch.stack(list(terms.values())).sum()
@@ -141,3 +152,26 @@ def continuous_code_fit(q: QOutput, codes: Codes) -> dict[str, Tensor]:
 
 
 FIXED_SIGMA_CEILING = math.log(2.0) - 0.5 * math.log(2 * math.pi)  # the σ = 1 term's maximum, per U(-1, 1) code
+
+
+def _entropy(p: Tensor) -> Tensor:
+    return -(p * torch.log(p.clamp_min(1e-12))).sum(-1)
+
+
+def real_mutual_information(logits: Tensor) -> tuple[Tensor, Tensor]:
+    """I_Q(c; x) = H(E_x Q(c|x)) - E_x H(Q(c|x)) over a batch of real images (IMSAT's objective), from Q's logits
+    (B, K): returns (marginal entropy, mean conditional entropy), nats. The first keeps every value in use, the
+    second makes each assignment confident; their difference is at most ln K."""
+    p = logits.float().softmax(dim=1)
+    return _entropy(p.mean(dim=0)), _entropy(p).mean()
+
+
+def paired_mutual_information(logits_a: Tensor, logits_b: Tensor) -> Tensor:
+    """I(c; c') between Q's assignments of images and of transformed copies (IIC, Ji et al. 2019), nats, from
+    logits (B, K) each: the joint (K, K) is the batch mean of outer products, symmetrized. At most ln K, reached
+    when the two assignments agree and use every value equally."""
+    pa, pb = logits_a.float().softmax(dim=1), logits_b.float().softmax(dim=1)
+    joint = pa.t() @ pb / len(pa)
+    joint = ((joint + joint.t()) / 2).clamp_min(1e-12)
+    marginal_a, marginal_b = joint.sum(dim=1, keepdim=True), joint.sum(dim=0, keepdim=True)
+    return (joint * (joint.log() - marginal_a.log() - marginal_b.log())).sum()

@@ -28,15 +28,17 @@ class IterationProgress(ProgressBar):
     """Counts training iterations (batches) against the iterations the run will make, not Lightning's optimizer
     steps (two per GAN iteration) or epochs (unbounded here).
 
-    In a terminal: one bar, redrawn in place every `refresh_every` iterations. Otherwise: a line every
-    `every_n_iterations` iterations, e.g. `iteration 500/1500 (33%)  2.4 it/s  ETA 6:56  loss/d 1.21 ...`.
+    In a terminal: one bar, redrawn in place at most every `refresh_seconds` (reading the losses is a host
+    synchronization: on a GPU it must not happen every step). Otherwise: a line every `every_n_iterations`
+    iterations, e.g. `iteration 500/1500 (33%)  2.4 it/s  ETA 6:56  loss/d 1.21 ...`.
     """
 
-    def __init__(self, every_n_iterations: int = 50, refresh_every: int = 5, stream=None) -> None:
+    def __init__(self, every_n_iterations: int = 50, refresh_seconds: float = 0.5, stream=None) -> None:
         super().__init__()
-        if every_n_iterations <= 0 or refresh_every <= 0:
-            raise ValueError("callbacks.progress.every_n_iterations and refresh_every must be > 0.")
-        self.every, self.refresh_every = every_n_iterations, refresh_every
+        if every_n_iterations <= 0 or refresh_seconds < 0:
+            raise ValueError("callbacks.progress.every_n_iterations must be > 0 and refresh_seconds >= 0.")
+        self.every, self.refresh_seconds = every_n_iterations, refresh_seconds
+        self._drawn_at = 0.0
         self.stream = stream
         self._enabled = True
         self._total = 0
@@ -102,7 +104,9 @@ class IterationProgress(ProgressBar):
             return
         iteration = getattr(pl_module, "iteration", batch_idx + 1)
         if self.interactive:
-            if iteration % self.refresh_every == 0 or iteration == self._total:
+            now = time.perf_counter()
+            if now - self._drawn_at >= self.refresh_seconds or iteration == self._total:
+                self._drawn_at = now
                 self._draw(self.line(iteration, trainer.progress_bar_metrics))
         elif iteration % self.every == 0 or iteration == self._total:
             print(self.line(iteration, trainer.progress_bar_metrics), file=self.out, flush=True)

@@ -70,31 +70,33 @@ def run(cfg: DictConfig) -> Outcome:
         save_last(trainer)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}  # validate() replaces callback_metrics
     evaluation = next((c for c in trainer.callbacks if isinstance(c, Evaluation)), None)
-    if not model.nan_message and evaluation is not None and evaluation.last_iteration != model.iteration:
+    guard = getattr(model, "guard", None)  # the GANs' NaN guard; the VAE has none
+    nan_message = guard.message if guard is not None else None
+    if not nan_message and evaluation is not None and evaluation.last_iteration != model.iteration:
         trainer.validate(model, datamodule=datamodule, verbose=False)  # the run ended between evaluations
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
-    value = math.nan if model.nan_message else metrics.get(cfg.optimized_metric, math.nan)
+    value = math.nan if nan_message else metrics.get(cfg.optimized_metric, math.nan)
     finish_wandb(trainer)
     if trainer.is_global_zero:
-        bad = model.guard.bad_loss
+        bad = guard.bad_loss if guard is not None else None
         summary = {
             "experiment": cfg.name,
             "run_dir": str(out),
             "seed": cfg.seed,
             "overrides": _overrides(),
             "iterations": model.iteration,
-            "nan_iteration": model.nan_iteration,
+            "nan_iteration": guard.stopped_at if guard is not None else None,
             "nan_loss": {"name": bad[0], "value": str(bad[1])} if bad else None,
             "metrics": metrics,
         }
         (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
-        if model.nan_message:
-            print(model.nan_message)
+        if nan_message:
+            print(nan_message)
         else:
             print(metrics_table(metrics))
         print(f"Finished {cfg.name}: {model.iteration} iterations, {cfg.optimized_metric} = {value:.4f}")
         print(f"Outputs in {out}")
-    return Outcome(value, model.nan_iteration)
+    return Outcome(value, guard.stopped_at if guard is not None else None)
 
 
 def _fail(message: str, code: int) -> None:

@@ -1,7 +1,8 @@
-"""`make bench-quality`: train mnist_infogan for K seeds x N epochs; print cat accuracy per epoch and L_I per seed.
+"""`make bench-quality`: MNIST InfoGAN variants side by side, same machine, same seeds.
 
-Each seed is a separate `python -m infogan_pl` process (validated after every epoch) writing to
-<out>/seed<k>/; up to --jobs run at once, each with --threads torch threads. Finished seeds are reused.
+Each (variant, seed) is a `python -m infogan_pl` process writing to <out>/<variant>/seed<k>/, evaluated after
+every epoch (Hungarian cat accuracy on the 10,000 real test images). Prints per seed and epoch the accuracy, the
+final L_I per code and FID-LeNet, then per variant the median and range over seeds. Finished runs are reused.
 """
 
 from __future__ import annotations
@@ -17,53 +18,77 @@ from pathlib import Path
 
 from infogan_pl.bench.launch import run_jobs
 
+VARIANTS = {  # name -> overrides; the experiments say what each term is
+    "baseline": ["experiment=mnist_infogan"],
+    "real_mi": ["experiment=mnist_infogan_real_mi"],
+    "consistency": ["experiment=mnist_infogan_consistency"],
+}
+
 
 def per_epoch(run_dir: Path, epochs: int) -> list[float]:
-    """metric/cat_acc after each epoch (the run's closing validation repeats the last one and is dropped)."""
+    """metric/cat_acc after each epoch, from the run's metrics CSV."""
     with open(run_dir / "csv" / "metrics.csv") as f:
         rows = [r for r in csv.DictReader(f) if r.get("metric/cat_acc")]
     return [float(r["metric/cat_acc"]) for r in rows][:epochs]
 
 
+def _fmt(values: list[float]) -> str:
+    if not values:
+        return "—"
+    return f"{statistics.median(values):.3f} ({min(values):.3f}–{max(values):.3f})"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--threads", type=int, default=0, help="torch threads per job (0: cores / jobs)")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
+    parser.add_argument("--data-dir", default="data")
     parser.add_argument("--out", type=Path, default=Path("outputs/bench_quality"))
-    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every seed")
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     args = parser.parse_args(argv)
-    # The LeNet used by the per-epoch evaluation is trained once here, not by several jobs at the same time.
-    subprocess.run([sys.executable, "-m", "infogan_pl.metrics.lenet", "--data-dir", "data"], check=True)
+    names = [v for v in args.variants.split(",") if v]
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown:
+        print(f"error: unknown variant(s) {unknown}: choose from {list(VARIANTS)}", file=sys.stderr)
+        return 2
+    # The LeNet the evaluation uses is trained once here, not by several jobs at the same time.
+    subprocess.run([sys.executable, "-m", "infogan_pl.metrics.lenet", "--data-dir", args.data_dir], check=True)
     start = time.time()
-    epochs = [f"trainer.max_epochs={args.epochs}", "trainer.max_steps=-1", "trainer.val_check_interval=1.0"]
-    epochs.append("trainer.check_val_every_n_epoch=1")
-    jobs = {f"seed{k}": ["experiment=mnist_infogan", f"seed={k}", *epochs, *args.overrides] for k in range(args.seeds)}
-    run_jobs(jobs, args.out, args.jobs, args.threads)
-    print(f"mnist_infogan, {args.seeds} seeds x {args.epochs} epochs, {time.time() - start:.0f} s wall")
-    header = ["seed"] + [f"acc ep{e + 1}" for e in range(args.epochs)] + ["L_I cat0", "L_I cont0", "L_I cont1"]
+    budget = [f"trainer.max_epochs={args.epochs}", "trainer.max_steps=-1", "trainer.val_check_interval=1.0"]
+    budget += ["trainer.check_val_every_n_epoch=1", f"paths.data_dir={Path(args.data_dir).absolute()}", "logger=csv"]
+    jobs = {
+        f"{v}/seed{k}": [*VARIANTS[v], f"seed={k}", *budget, *args.overrides] for v in names for k in range(args.seeds)
+    }
+    failed = run_jobs(jobs, args.out, args.jobs, args.threads)
+    print(f"MNIST InfoGAN variants, {args.seeds} seeds x {args.epochs} epochs, {time.time() - start:.0f} s wall")
+    header = ["variant", "seed", *(f"acc ep{e + 1}" for e in range(args.epochs)), "L_I cat0", "L_I cont0", "FID"]
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
-    finals, lis = [], []
-    for seed in range(args.seeds):
-        run_dir = args.out / f"seed{seed}"
-        if not (run_dir / "summary.json").is_file():
-            continue
-        accs = per_epoch(run_dir, args.epochs)
-        m = json.loads((run_dir / "summary.json").read_text())["metrics"]
-        li = [m.get(f"mi/eval_{c}", float("nan")) for c in ("cat0", "cont0", "cont1")]
-        finals.append(accs[-1])
-        lis.append(li)
-        print("| " + " | ".join([str(seed), *(f"{a:.3f}" for a in accs), *(f"{v:.3f}" for v in li)]) + " |")
-    if finals:
-        med = [statistics.median(col) for col in zip(*lis, strict=True)]
-        blanks = [""] * (args.epochs - 1)
-        print(
-            "| "
-            + " | ".join(["median", *blanks, f"{statistics.median(finals):.3f}", *(f"{v:.3f}" for v in med)])
-            + " |"
-        )
-    return 0 if len(finals) == args.seeds else 1
+    summary = {}
+    for v in names:
+        finals, li, fids = [], [], []
+        for k in range(args.seeds):
+            run_dir = args.out / v / f"seed{k}"
+            if not (run_dir / "summary.json").is_file():
+                print(f"| {v} | {k} | run failed or missing: {run_dir} |")
+                continue
+            accs = per_epoch(run_dir, args.epochs)
+            m = json.loads((run_dir / "summary.json").read_text())["metrics"]
+            cells = [f"{a:.3f}" for a in accs] + ["—"] * (args.epochs - len(accs))
+            extra = [m.get("mi/eval_cat0"), m.get("mi/eval_cont0"), m.get("metric/fid_lenet")]
+            cells += ["—" if x is None else f"{x:.3f}" for x in extra]
+            print(f"| {v} | {k} | " + " | ".join(cells) + " |")
+            if accs:
+                finals.append(accs[-1])
+            li += [m["mi/eval_cat0"]] if "mi/eval_cat0" in m else []
+            fids += [m["metric/fid_lenet"]] if "metric/fid_lenet" in m else []
+        summary[v] = (finals, li, fids)
+    print("\n| variant | final cat acc: median (range) | L_I cat0 | FID-LeNet |\n|---|---|---|---|")
+    for v, (finals, li, fids) in summary.items():
+        print(f"| {v} | {_fmt(finals)} | {_fmt(li)} | {_fmt(fids)} |")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -136,6 +136,7 @@ class BatchDataModule(L.LightningDataModule):
     channels: int = 1
     image_size: int = 28
     factor_names: list[str]
+    factor_kinds: list[str] | None = None  # per factor "categorical" / "continuous"; None: all categorical
     factors_are_generative: bool = False  # the factors are exactly what generated each image: MIG applies
     factors_are_attributes: bool = False  # binary attributes (CelebA), not classes: code x attribute MI table only
 

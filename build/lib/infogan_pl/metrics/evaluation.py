@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -16,8 +16,7 @@ from torch import Tensor, nn
 
 from infogan_pl.data.sampling import take
 from infogan_pl.latent import Codes
-from infogan_pl.losses import continuous_code_fit, mutual_information_lower_bound
-from infogan_pl.metrics.accuracy import contingency, hungarian_accuracy, nmi
+from infogan_pl.metrics.accuracy import contingency, hungarian_accuracy, nmi, purity
 from infogan_pl.metrics.disentanglement import discretize, mig, mutual_information_matrix
 from infogan_pl.metrics.lenet import fid
 from infogan_pl.nets import init_weights
@@ -43,14 +42,16 @@ class Evaluation:
     mi_matrix: np.ndarray | None = None  # (codes, factors) MI in nats on real data
     code_labels: list[str] | None = None
     factor_labels: list[str] | None = None
+    tables: dict[str, np.ndarray] = field(default_factory=dict)  # `cat<i>_<factor>`: (K, n values) counts
 
 
 def _batched(fn, x: Tensor, batch: int = 1000) -> list:
     return [fn(x[i : i + batch]) for i in range(0, len(x), batch)]
 
 
-def _q_modules(model) -> list[nn.Module]:
-    return [model.discriminator, model.q_head] if hasattr(model, "q_head") else [model.discriminator]
+def _encoder_modules(model) -> list[nn.Module]:
+    """What reads real images: D's trunk and the Q head (GANs), the encoder (VAE)."""
+    return [getattr(model, n) for n in ("discriminator", "q_head", "encoder", "to_code") if hasattr(model, n)]
 
 
 @contextlib.contextmanager
@@ -78,54 +79,141 @@ def recalibrated_batch_norm(modules: list[nn.Module], images: Tensor, forward, b
 
 
 @torch.no_grad()
-def q_outputs(model, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Q's categorical argmax (N, n_cat), continuous means (N, n_cont) and D's logits (N,) on images, in batches."""
+def q_outputs(model, images: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+    """The encoder's categorical argmax (N, n_cat) and continuous means (N, n_cont), and D's logits (N,) when the
+    model has a discriminator, on images, in batches."""
     device = model.device
     cats, means, logits = [], [], []
     for chunk in images.split(1000):
-        h = model.discriminator.features(chunk.to(device))
-        logits.append(model.discriminator.head(h).squeeze(1))
-        if not hasattr(model, "q_head"):
+        chunk = chunk.to(device)
+        features = model.discriminator.features(chunk) if hasattr(model, "discriminator") else None
+        if features is not None:
+            logits.append(model.discriminator.head(features).squeeze(1).float().cpu())
+        if not hasattr(model, "encode"):
             continue
-        q = model.q_head(h)
-        cats.append(torch.stack([lg.argmax(1) for lg in q.logits], 1) if q.logits else torch.zeros(len(chunk), 0))
-        means.append(q.mean)
+        q = model.q_head(features) if hasattr(model, "q_head") else model.encode(chunk)  # the trunk once
+        cats.append(torch.stack([lg.argmax(1) for lg in q.logits], 1).cpu() if q.logits else torch.zeros(len(chunk), 0))
+        means.append(q.mean.float().cpu())
+    d_logits = torch.cat(logits) if logits else None
     if not cats:
-        return torch.zeros(len(images), 0, dtype=torch.long), torch.zeros(len(images), 0), torch.cat(logits).cpu()
-    return torch.cat(cats).long().cpu(), torch.cat(means).float().cpu(), torch.cat(logits).float().cpu()
+        return torch.zeros(len(images), 0, dtype=torch.long), torch.zeros(len(images), 0), d_logits
+    return torch.cat(cats).long(), torch.cat(means), d_logits
 
 
-def code_metrics(cat: Tensor, cont: Tensor, factors: Tensor, factor_names: list[str], sizes: list[int], with_mig: bool):
-    """Code accuracy / NMI of every categorical code against every factor; MIG and the MI matrix if asked."""
-    metrics: dict[str, float] = {}
+def _kinds(factor_kinds: list[str] | None, n: int) -> list[str]:
+    return list(factor_kinds) if factor_kinds is not None else ["categorical"] * n
+
+
+def code_tables(
+    cat: Tensor, factors: Tensor, factor_names: list[str], sizes: list[int], factor_kinds: list[str] | None = None
+) -> dict[str, np.ndarray]:
+    """Per categorical code and categorical factor the (K, n values) counts of (code value, factor value)."""
     f_np = factors.numpy()
-    best_acc, best_nmi = [], []
-    for j, fname in enumerate(factor_names):
-        accs, nmis = [], []
+    kinds = _kinds(factor_kinds, len(factor_names))
+    return {
+        f"cat{i}_{fname}": contingency(cat[:, i].numpy(), f_np[:, j].astype(np.int64), k, int(f_np[:, j].max()) + 1)
+        for j, fname in enumerate(factor_names)
+        if kinds[j] == "categorical"
+        for i, k in enumerate(sizes)
+    }
+
+
+def _abs_corr(a: np.ndarray, b: np.ndarray) -> float:
+    if a.std() == 0 or b.std() == 0:
+        return 0.0
+    return float(abs(np.corrcoef(a, b)[0, 1]))
+
+
+def code_metrics(
+    cat: Tensor,
+    cont: Tensor,
+    factors: Tensor,
+    factor_names: list[str],
+    sizes: list[int],
+    with_mig: bool,
+    factor_kinds: list[str] | None = None,
+):
+    """Code accuracy / NMI of every categorical code against every categorical factor; with `with_mig` (factors that
+    generated the images) also MIG, the MI matrix, how well continuous codes order categorical factors
+    (`cont_acc`) and follow continuous ones (`cont_corr`: the best |Pearson r| of a code's mean with the factor).
+
+    `cat_acc` matches values to factor values one to one (Hungarian); `cat_acc_many` maps each value to the factor
+    value it meets most often (many to one), which is what a code with more values than classes (the study's
+    Appendix C: does Cat(20) find sub-categories?) can be scored by."""
+    metrics: dict[str, float] = {}
+    f_np = factors.numpy().astype(np.float64)
+    kinds = _kinds(factor_kinds, len(factor_names))
+    categorical = [j for j, kind in enumerate(kinds) if kind == "categorical"]
+    best_acc, best_nmi, best_many = [], [], []
+    for j in categorical:
+        fname, target = factor_names[j], f_np[:, j].astype(np.int64)
+        accs, nmis, manys = [], [], []
         for i, k in enumerate(sizes):
-            acc = hungarian_accuracy(cat[:, i].numpy(), f_np[:, j], n_pred=k, n_target=int(f_np[:, j].max()) + 1)
-            score = nmi(cat[:, i].numpy(), f_np[:, j])
+            n_target = int(target.max()) + 1
+            acc = hungarian_accuracy(cat[:, i].numpy(), target, n_pred=k, n_target=n_target)
+            many = purity(cat[:, i].numpy(), target, n_pred=k, n_target=n_target)
+            score = nmi(cat[:, i].numpy(), target)
             metrics[f"metric/cat_acc/cat{i}_{fname}"], metrics[f"metric/nmi/cat{i}_{fname}"] = acc, score
+            metrics[f"metric/cat_acc_many/cat{i}_{fname}"] = many
             accs.append(acc)
             nmis.append(score)
+            manys.append(many)
         if sizes:
             best_acc.append(max(accs))
             best_nmi.append(max(nmis))
-    if sizes:
+            best_many.append(max(manys))
+    if sizes and categorical:
         metrics["metric/cat_acc"] = float(np.mean(best_acc))
         metrics["metric/nmi"] = float(np.mean(best_nmi))
+        metrics["metric/cat_acc_many"] = float(np.mean(best_many))
     if not with_mig:
         return metrics, None, None
     if not bool(torch.isfinite(cont).all()):  # a diverged Q: no MIG rather than a crash in the binning
         metrics["metric/mig"] = float("nan")
         return metrics, None, None
+    if cont.shape[1] and categorical:
+        names = [factor_names[j] for j in categorical]
+        metrics.update(continuous_factor_accuracy(cont.numpy(), f_np[:, categorical].astype(np.int64), names))
+    continuous = [j for j, kind in enumerate(kinds) if kind == "continuous"]
+    if cont.shape[1] and continuous:
+        c_np = cont.numpy()
+        for j in continuous:
+            best = max(_abs_corr(c_np[:, i], f_np[:, j]) for i in range(c_np.shape[1]))
+            metrics[f"metric/cont_corr/{factor_names[j]}"] = best
+        metrics["metric/cont_corr"] = float(
+            np.mean([metrics[f"metric/cont_corr/{factor_names[j]}"] for j in continuous])
+        )
+    discrete_factors = np.stack(
+        [
+            f_np[:, j].astype(np.int64) if kinds[j] == "categorical" else discretize(f_np[:, [j]])[:, 0]
+            for j in range(f_np.shape[1])
+        ],
+        axis=1,
+    )  # continuous factors binned like the codes (20 equal-width bins) for the MI matrix
     discrete = np.concatenate([cat.numpy(), discretize(cont.numpy())], axis=1) if cont.shape[1] else cat.numpy()
-    matrix = mutual_information_matrix(discrete, f_np)
-    metrics["metric/mig"], gaps = mig(matrix, f_np)
+    matrix = mutual_information_matrix(discrete, discrete_factors)
+    metrics["metric/mig"], gaps = mig(matrix, discrete_factors)
     for j, fname in enumerate(factor_names):
         metrics[f"metric/mig/{fname}"] = float(gaps[j])
     labels = [f"cat{i}" for i in range(len(sizes))] + [f"cont{j}" for j in range(cont.shape[1])]
     return metrics, matrix, labels
+
+
+def continuous_factor_accuracy(cont: np.ndarray, factors: np.ndarray, factor_names: list[str]) -> dict[str, float]:
+    """How well one continuous code orders a discrete factor: per factor with K values, each code dimension is cut
+    into K equal-count bins and Hungarian-matched to the factor; the best dimension's accuracy is reported
+    (`metric/cont_acc/<factor>`, mean `metric/cont_acc`). A code whose value sorts the bar positions scores 1."""
+    out = {}
+    for j, name in enumerate(factor_names):
+        k = int(factors[:, j].max()) + 1
+        best = 0.0
+        for i in range(cont.shape[1]):
+            edges = np.quantile(cont[:, i], np.linspace(0, 1, k + 1)[1:-1])
+            bins = np.searchsorted(edges, cont[:, i], side="right")
+            best = max(best, hungarian_accuracy(bins, factors[:, j], n_pred=k, n_target=k))
+        out[f"metric/cont_acc/{name}"] = best
+    out["metric/cont_acc"] = float(np.mean([out[f"metric/cont_acc/{n}"] for n in factor_names]))
+    return out
 
 
 def _fixed_latents(latent, n: int, seed: int, device) -> tuple[Tensor, Codes]:
@@ -147,13 +235,21 @@ def generated_scores(values: np.ndarray, labels: np.ndarray, valid: np.ndarray, 
 
 
 @torch.no_grad()
-def generated_metrics(model, labeller, factor_names: list[str], budget: Budget) -> dict[str, float]:
-    """Code-controlled generation labelled by the labeller: purity / accuracy / distinct labels per code and
-    factor (invalid images count as errors), and the valid rate."""
+def generated_metrics(
+    model, labeller, factor_names: list[str], budget: Budget, factor_kinds: list[str] | None = None
+) -> dict[str, float]:
+    """Code-controlled generation labelled by the labeller: per categorical code and categorical factor purity /
+    accuracy / distinct labels (invalid images count as errors); per continuous factor the best |Pearson r| between
+    a continuous code's value and the factor read off the valid images (`gen_cont_corr`); the valid rate."""
     latent, metrics = model.latent, {}
+    kinds = _kinds(factor_kinds, len(factor_names))
+    categorical = [j for j, kind in enumerate(kinds) if kind == "categorical"]
+    continuous = [j for j, kind in enumerate(kinds) if kind == "continuous"]
     all_valid = []
-    best: dict[str, dict[str, list[float]]] = {name: {f: [] for f in factor_names} for name in ("purity", "acc")}
-    distinct: dict[str, list[int]] = {f: [] for f in factor_names}
+    best: dict[str, dict[str, list[float]]] = {
+        name: {factor_names[j]: [] for j in categorical} for name in ("purity", "acc")
+    }
+    distinct: dict[str, list[int]] = {factor_names[j]: [] for j in categorical}
     for i, k in enumerate(latent.categorical):
         g_input, codes = _fixed_latents(latent, k * budget.generated_per_value, budget.seed + i, model.device)
         values = torch.arange(k, device=model.device).repeat_interleave(budget.generated_per_value)
@@ -162,41 +258,57 @@ def generated_metrics(model, labeller, factor_names: list[str], budget: Budget) 
         labels, valid = labeller.label(images)
         all_valid.append(valid.cpu())
         v, lab, ok = values.cpu().numpy(), labels.cpu().numpy(), valid.cpu().numpy()
-        for j, fname in enumerate(factor_names):
-            n_labels = max(int(lab[:, j].max()) + 1, k)
-            p, a, d = generated_scores(v, lab[:, j], ok, k, n_labels)
+        for j in categorical:
+            fname, target = factor_names[j], lab[:, j].astype(np.int64)
+            n_labels = max(int(target.max()) + 1, k)
+            p, a, d = generated_scores(v, target, ok, k, n_labels)
             metrics[f"metric/gen_purity/cat{i}_{fname}"], metrics[f"metric/gen_acc/cat{i}_{fname}"] = p, a
             metrics[f"metric/gen_distinct/cat{i}_{fname}"] = float(d)
             best["purity"][fname].append(p)
             best["acc"][fname].append(a)
             distinct[fname].append(d)
+    if latent.continuous and continuous:
+        n = 10 * budget.generated_per_value
+        g_input, codes = _fixed_latents(latent, n, budget.seed + 99, model.device)
+        labels, valid = labeller.label(torch.cat(_batched(model.generate, g_input)))
+        all_valid.append(valid.cpu())
+        ok = valid.cpu().numpy()
+        c_np, lab = codes.continuous.cpu().numpy(), labels.cpu().numpy().astype(np.float64)
+        for j in continuous:
+            corr = max(_abs_corr(c_np[ok, c], lab[ok, j]) for c in range(c_np.shape[1])) if ok.sum() > 2 else 0.0
+            metrics[f"metric/gen_cont_corr/{factor_names[j]}"] = corr
+        metrics["metric/gen_cont_corr"] = float(
+            np.mean([metrics[f"metric/gen_cont_corr/{factor_names[j]}"] for j in continuous])
+        )
     if all_valid and labeller.can_be_invalid:
         metrics["metric/valid_rate"] = float(torch.cat(all_valid).float().mean())
-    if latent.categorical:
-        best_i = {f: int(np.argmax(best["acc"][f])) for f in factor_names}
-        metrics["metric/gen_purity"] = float(np.mean([best["purity"][f][best_i[f]] for f in factor_names]))
-        metrics["metric/gen_acc"] = float(np.mean([best["acc"][f][best_i[f]] for f in factor_names]))
-        metrics["metric/gen_distinct"] = float(np.mean([distinct[f][best_i[f]] for f in factor_names]))
+    if latent.categorical and categorical:
+        names = [factor_names[j] for j in categorical]
+        best_i = {f: int(np.argmax(best["acc"][f])) for f in names}
+        metrics["metric/gen_purity"] = float(np.mean([best["purity"][f][best_i[f]] for f in names]))
+        metrics["metric/gen_acc"] = float(np.mean([best["acc"][f][best_i[f]] for f in names]))
+        metrics["metric/gen_distinct"] = float(np.mean([distinct[f][best_i[f]] for f in names]))
     return metrics
 
 
 @torch.no_grad()
 def eval_mutual_information(model, budget: Budget) -> dict[str, float]:
-    """L_I per code (nats) on a fixed generated set larger than a training batch, G and Q in eval mode; for each
-    continuous code also the MSE of Q's mean and the bound with the best σ for it."""
+    """The model's information terms (`model.eval_information`: InfoGAN's L_I per code with each continuous code's
+    MSE and σ-optimal bound; the VAE's bound per dimension group), nats, on a fixed generated set larger than a
+    training batch, in eval mode."""
     g_input, codes = _fixed_latents(model.latent, budget.mi, budget.seed, model.device)
     terms: dict[str, list[float]] = {}
     for lo in range(0, budget.mi, 1024):
         sl = slice(lo, lo + 1024)
-        q = model.q_head(model.discriminator.features(model.generate(g_input[sl])))
-        batch_codes = Codes(codes.categorical[sl], codes.continuous[sl])
-        values = {**mutual_information_lower_bound(q, batch_codes), **continuous_code_fit(q, batch_codes)}
+        values = model.eval_information(g_input[sl], Codes(codes.categorical[sl], codes.continuous[sl]))
         for name, value in values.items():
             terms.setdefault(name, []).append(float(value) * len(g_input[sl]))
     return {f"mi/eval_{name}": sum(v) / budget.mi for name, v in terms.items()}
 
 
-def untrained_baseline(model, images: Tensor, factors: Tensor, factor_names: list[str]) -> float | None:
+def untrained_baseline(
+    model, images: Tensor, factors: Tensor, factor_names: list[str], factor_kinds: list[str] | None = None
+) -> float | None:
     """metric/cat_acc of a freshly initialized D trunk and Q head (same architecture, fixed seed, batch-norm
     statistics of the same real images; at most 2,000 of them): the chance level a random encoder already reaches."""
     if not model.latent.categorical:
@@ -215,8 +327,8 @@ def untrained_baseline(model, images: Tensor, factors: Tensor, factor_names: lis
         out = [forward(chunk) for chunk in images.cpu().split(1000)]
     cat = torch.cat([torch.stack([lg.argmax(1) for lg in q.logits], 1) for q in out])
     cont = torch.cat([q.mean for q in out]).float()
-    m, _, _ = code_metrics(cat, cont, factors.cpu(), factor_names, model.latent.categorical, False)
-    return m["metric/cat_acc"]
+    m, _, _ = code_metrics(cat, cont, factors.cpu(), factor_names, model.latent.categorical, False, factor_kinds)
+    return m.get("metric/cat_acc")
 
 
 @torch.no_grad()
@@ -235,12 +347,8 @@ def evaluate_model(
     context = contextlib.nullcontext()
     if bn == "recalibrate":
         calibration, _ = take(datamodule.train_set, budget.bn_images)
-        forward = (
-            (lambda x: model.q_head(model.discriminator.features(x)))
-            if hasattr(model, "q_head")
-            else model.discriminator
-        )
-        context = recalibrated_batch_norm(_q_modules(model), calibration.to(model.device), forward)
+        forward = model.encode if hasattr(model, "encode") else model.discriminator
+        context = recalibrated_batch_norm(_encoder_modules(model), calibration.to(model.device), forward)
     try:
         with context:
             return _evaluate(model, datamodule, budget, labeller)
@@ -251,27 +359,29 @@ def evaluate_model(
 def _evaluate(model, datamodule, budget: Budget, labeller) -> Evaluation:
     metrics: dict[str, float] = {}
     matrix = labels = None
+    tables: dict[str, np.ndarray] = {}
     images, factors = take(datamodule.val_set, budget.real)
     cat, cont, d_logits = q_outputs(model, images)
-    d_real = torch.sigmoid(d_logits) if model.loss.bounded else d_logits
-    metrics["val/d_real"] = float(d_real.mean())
-    if hasattr(model, "q_head"):
+    if d_logits is not None:
+        metrics["val/d_real"] = float((torch.sigmoid(d_logits) if model.loss.bounded else d_logits).mean())
+    if hasattr(model, "encode"):
         if datamodule.factors_are_attributes:  # CelebA: code x attribute MI table only
             if model.latent.categorical and factors.shape[1]:
                 matrix = mutual_information_matrix(cat.numpy(), factors.numpy())
                 labels = [f"cat{i}" for i in range(cat.shape[1])]
         elif factors.shape[1]:
-            m, matrix, labels = code_metrics(
-                cat, cont, factors, datamodule.factor_names, model.latent.categorical, datamodule.factors_are_generative
-            )
+            names, kinds = datamodule.factor_names, datamodule.factor_kinds
+            sizes, generative = model.latent.categorical, datamodule.factors_are_generative
+            m, matrix, labels = code_metrics(cat, cont, factors, names, sizes, generative, kinds)
             metrics.update(m)
+            tables = code_tables(cat, factors, names, sizes, kinds)
         metrics.update(eval_mutual_information(model, budget))
-        if labeller is not None and model.latent.categorical:
-            metrics.update(generated_metrics(model, labeller, datamodule.factor_names, budget))
+        if labeller is not None and model.latent.has_codes and not datamodule.factors_are_attributes:
+            metrics.update(generated_metrics(model, labeller, datamodule.factor_names, budget, datamodule.factor_kinds))
     features = labeller.fid_features() if labeller is not None else None
     if features is not None:
         real, _ = take(datamodule.val_set, budget.fid)
         g_input, _ = _fixed_latents(model.latent, len(real), budget.seed, model.device)
         fake = torch.cat(_batched(model.generate, g_input)).cpu()
         metrics["metric/fid_lenet"] = fid(features, real, fake)
-    return Evaluation(metrics, matrix, labels, list(datamodule.factor_names))
+    return Evaluation(metrics, matrix, labels, list(datamodule.factor_names), tables)

@@ -85,17 +85,23 @@ def accuracy(model: nn.Module, images: Tensor, labels: Tensor, batch: int = 1000
 
 
 def train_lenet(
-    train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], epochs: int = 8, seed: int = 0, progress=None
+    train: tuple[Tensor, Tensor],
+    test: tuple[Tensor, Tensor],
+    epochs: int = 8,
+    seed: int = 0,
+    progress=None,
+    device: str | torch.device = "cpu",
 ) -> tuple[LeNet5, float]:
-    """Train LeNet-5 with Adam on (images in [-1, 1], labels); returns the model and its test accuracy.
+    """Train LeNet-5 with Adam on (images in [-1, 1], labels); returns the model (on the CPU) and its test accuracy.
 
     progress(epoch, epochs, seconds so far) is called after each epoch (`make data` prints it with an estimate)."""
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    model = LeNet5()
+    model = LeNet5().to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, epochs // 2), gamma=0.3)
-    images, labels = train
+    images, labels = train[0].to(device), train[1].to(device)
+    test = (test[0].to(device), test[1].to(device))
     start = time.perf_counter()
     with torch.enable_grad():
         for epoch in range(epochs):
@@ -108,7 +114,8 @@ def train_lenet(
             sched.step()
             if progress is not None:
                 progress(epoch + 1, epochs, time.perf_counter() - start)
-    return model.eval(), accuracy(model, *test)
+    acc = accuracy(model, *test)
+    return model.cpu().eval(), acc
 
 
 def mnist_tensors(data_dir: str | Path) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
@@ -153,7 +160,7 @@ def load_lenet(data_dir: str | Path, train_if_missing: bool = True, progress=Non
             weights,
         )
         train, test = mnist_tensors(data_dir)
-        model, acc = train_lenet(train, test, progress=progress)
+        model, acc = train_lenet(train, test, progress=progress, device="cuda" if torch.cuda.is_available() else "cpu")
         save_lenet(model, acc, len(test[1]), data_dir)
         if acc < TARGET_ACCURACY:
             log.warning("LeNet-5 test accuracy %.4f is below %.2f: is this the real MNIST?", acc, TARGET_ACCURACY)

@@ -2,5 +2,6 @@
 
 from infogan_pl.models.gan import GAN
 from infogan_pl.models.infogan import InfoGAN
+from infogan_pl.models.vae import VAE
 
-__all__ = ["GAN", "InfoGAN"]
+__all__ = ["GAN", "InfoGAN", "VAE"]

@@ -16,6 +16,7 @@ from infogan_pl.nets import Discriminator, Generator
 from infogan_pl.noise import InstanceNoise
 
 PROGRESS_BAR = ("loss/d", "loss/g", "mi/total")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 def stream_seed(seed: int, rank: int, iteration: int) -> int:
@@ -65,6 +66,8 @@ class GAN(L.LightningModule):
             raise ValueError(f"model.betas must be two numbers in [0, 1), got {betas}.")
         if d_steps_per_g < 1:
             raise ValueError(f"model.d_steps_per_g must be >= 1, got {d_steps_per_g}.")
+        if compile_mode not in COMPILE_MODES:
+            raise ValueError(f"model.compile_mode must be one of {COMPILE_MODES}, got {compile_mode!r}.")
         self.automatic_optimization = False
         self.latent = latent
         self.noise = noise if noise is not None else InstanceNoise()
@@ -109,6 +112,12 @@ class GAN(L.LightningModule):
         if self.channels_last:
             self.to(memory_format=torch.channels_last)
         if self.compile_mode:
+            if self._trainer is not None and self.trainer.strategy.root_device.type == "cuda":
+                # Inductor turns the transposed convolutions channels-last on CUDA, where convolution_backward then
+                # returns strides its meta kernel does not predict (pytorch/pytorch#171622): keep the layout as given.
+                import torch._inductor.config as inductor_config
+
+                inductor_config.layout_optimization = False
             self.generator.compile(mode=self.compile_mode)
             self.discriminator.compile(mode=self.compile_mode)
 
@@ -145,6 +154,31 @@ class GAN(L.LightningModule):
     def generate(self, latent_input: Tensor) -> Tensor:
         """Images (B, C, H, W) in [-1, 1] for generator inputs (B, input_dim)."""
         return self.generator(latent_input.to(self.device))
+
+    def traversals(
+        self, steps: int = 9, span: float = 2.0, seed: int = 0, per_value: bool = False
+    ) -> dict[str, Tensor]:
+        """Generator inputs of the traversal grids: per (categorical code i, continuous code j), rows are the values
+        of code i, columns sweep code j over [-span, span] with z fixed; without a continuous code the columns are
+        seeded draws of z. Names like `cat0_cont1`, `cat0_samples` or `samples`. per_value: also one grid per value
+        k of each categorical code (`cat0_value07`: rows of their own z, columns sweep continuous code 0)."""
+        latent = self.latent
+        cats = range(len(latent.categorical)) if latent.categorical else [None]
+        conts = range(latent.continuous) if latent.continuous else [None]
+        out = {}
+        for i in cats:
+            for j in conts:
+                name = "_".join(
+                    p for p in (f"cat{i}" if i is not None else "", f"cont{j}" if j is not None else "samples") if p
+                )
+                out[name] = latent.traversal(cat_index=i or 0, cont_index=j, steps=steps, span=span, seed=seed)
+        if per_value:
+            for i, k in enumerate(latent.categorical):
+                for value in range(k):
+                    out[f"cat{i}_value{value:02d}"] = latent.value_traversal(
+                        i, value, steps=steps, span=span, seed=seed
+                    )
+        return out
 
     def on_train_start(self) -> None:
         self.guard.setup(self)

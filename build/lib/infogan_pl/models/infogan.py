@@ -1,13 +1,23 @@
-"""InfoGAN (Chen et al. 2016): the GAN plus a Q head that maximizes the lower bound L_I on I(c; G(z, c))."""
+"""InfoGAN (Chen et al. 2016): the GAN plus a Q head that maximizes the lower bound L_I on I(c; G(z, c)), and
+optionally the study's "thought experiment": mutual information between the code and *real* images."""
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
+from infogan_pl.augment import RandomAffine
 from infogan_pl.latent import Codes
-from infogan_pl.losses import continuous_code_fit, mutual_information_lower_bound
+from infogan_pl.losses import (
+    continuous_code_fit,
+    mutual_information_lower_bound,
+    paired_mutual_information,
+    real_mutual_information,
+)
 from infogan_pl.models.gan import GAN
-from infogan_pl.nets import QHead
+from infogan_pl.nets import QHead, QOutput
+
+INFO_OBJECTIVES = ("mutual_information", "encoder_loss")
 
 
 class InfoGAN(GAN):
@@ -19,8 +29,21 @@ class InfoGAN(GAN):
       reaches the shared trunk; without it Q reads detached trunk features, so only the Q head learns from it.
     - G step (G only): non-saturating loss + λ·(−L_I); the gradient flows through D's trunk and Q's head into G,
       but neither is updated.
+    `info_objective=encoder_loss` (the study's Appendix C, "minimize the encoder loss rather than maximize the mutual
+    information"): for a fixed prior L_I = H(c) - CE, so minimizing Q's cross-entropy *is* maximizing L_I; what
+    can differ is who is trained by it. Here only the decoder side (Q and D's trunk) is: G gets no information
+    gradient, so c shapes G's images only if the adversarial game alone makes it. Against the baseline it answers
+    whether InfoGAN's built-in autoencoder needs G to be pushed, or merely Q to read.
     λ = 0 with codes ("GAN + latent codes"): Q becomes a probe. It trains (weight 1) on detached features, so L_I is
     measured without feeding back into D, the trunk or G (the baseline of InfoGAN's Fig. 1).
+
+    The study's row 6, I(c; x) on real x, is infeasible as stated (c is not defined for a real image) but defined
+    with Q as the encoder. Two forms, added to the D/Q step with their own weights; they train the trunk (unless
+    `mi_trains_trunk` is off) and the Q head, not G, and leave the generated-data L_I as it is:
+    - `real_mi`: I_Q(c; x) = H(E_x Q(c|x)) - E_x H(Q(c|x)) on the real batch (IMSAT), per categorical code;
+    - `consistency`: I(Q(c|x); Q(c|t(x))) between each real image and a copy transformed by `augment` (IIC), per
+      categorical code. Only where t preserves the factor: small affine maps keep a digit's class, but every
+      BasicProp factor is a position or a height, which they change.
     """
 
     def __init__(
@@ -30,9 +53,20 @@ class InfoGAN(GAN):
         lr_q: float = 2e-4,
         mi_trains_trunk: bool = True,
         learn_sigma: bool = False,
+        real_mi: float = 0.0,
+        consistency: float = 0.0,
+        augment: RandomAffine | None = None,
+        info_objective: str = "mutual_information",
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
+        if info_objective not in INFO_OBJECTIVES:
+            raise ValueError(f"model.info_objective must be one of {INFO_OBJECTIVES}, got {info_objective!r}.")
+        self.info_objective = info_objective
+        if real_mi < 0 or consistency < 0:
+            raise ValueError(f"model.real_mi and model.consistency must be >= 0, got {real_mi}, {consistency}.")
+        if (real_mi or consistency) and not self.latent.categorical:
+            raise ValueError("model.real_mi and model.consistency need a categorical code (latent.categorical).")
         if lambda_info < 0:
             raise ValueError(f"model.lambda_info must be >= 0, got {lambda_info}.")
         if lr_q <= 0:
@@ -40,6 +74,8 @@ class InfoGAN(GAN):
         if not self.latent.has_codes:
             raise ValueError("InfoGAN needs latent codes: set latent.categorical or latent.continuous.")
         self.lambda_info, self.lr_q = float(lambda_info), float(lr_q)
+        self.real_mi, self.consistency = float(real_mi), float(consistency)
+        self.augment = augment if augment is not None else RandomAffine()
         self._last_q = None
         self.mi_trains_trunk, self.learn_sigma = mi_trains_trunk, learn_sigma
         self.q_head = QHead(
@@ -65,6 +101,40 @@ class InfoGAN(GAN):
         weight = 1.0 if self.is_probe else self.lambda_info
         return -weight * mi["total"], mi
 
+    def real_data_loss(
+        self, real: Tensor, real_features: Tensor, generator: torch.Generator
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """-(real_mi · I_Q(c; x) + consistency · I(c(x); c(t(x)))) on the real batch, and the terms (nats)."""
+        if not (self.real_mi or self.consistency):
+            return real_features.new_zeros(()), {}
+        trunk_learns = self.mi_trains_trunk
+        logits = self.q_head(real_features if trunk_learns else real_features.detach()).logits
+        loss, metrics = real_features.new_zeros(()), {}
+        if self.real_mi:
+            parts = [real_mutual_information(lg) for lg in logits]  # per categorical code
+            marginal, conditional = (torch.stack([p[i] for p in parts]).sum() for i in (0, 1))
+            metrics.update({"mi/real_marginal": marginal, "mi/real_conditional": conditional})
+            metrics["mi/real"] = marginal - conditional
+            loss = loss - self.real_mi * metrics["mi/real"]
+        if self.consistency:
+            features = self.discriminator.features(self.augment(real, generator))
+            moved = self.q_head(features if trunk_learns else features.detach()).logits
+            metrics["mi/consistency"] = torch.stack(
+                [paired_mutual_information(a, b) for a, b in zip(logits, moved, strict=True)]
+            ).sum()
+            loss = loss - self.consistency * metrics["mi/consistency"]
+        return loss, metrics
+
+    def encode(self, images: Tensor) -> QOutput:
+        """Q(c | x) of images (B, C, H, W): the encoder the evaluation measures."""
+        return self.q_head(self.discriminator.features(images.to(self.device)))
+
+    def eval_information(self, latent_input: Tensor, codes: Codes) -> dict[str, Tensor]:
+        """For the evaluation: L_I per code on fixed generator inputs, with each continuous code's MSE and σ-optimal
+        bound."""
+        q = self.encode(self.generate(latent_input))
+        return {**mutual_information_lower_bound(q, codes), **continuous_code_fit(q, codes)}
+
     def info_metrics(self) -> dict[str, Tensor]:
         """For the logged batches: per continuous code the MSE of Q's mean and the σ-optimal bound (`mi/cont<j>_mse`,
         `mi/cont<j>_opt`), beside the σ = 1 bound `mi/cont<j>` that the loss uses."""
@@ -74,6 +144,9 @@ class InfoGAN(GAN):
         return {f"mi/{k}": v.detach() for k, v in continuous_code_fit(q, codes).items()}
 
     def generator_info_loss(self, fake_features: Tensor, codes: Codes) -> Tensor:
-        if self.is_probe:
+        """λ·(−L_I) for G: the information gradient through D's trunk and Q into G. None for the probe, and none
+        under `info_objective=encoder_loss`, where G plays the adversarial game alone and only Q (with the trunk)
+        learns to decode c from whatever G makes of it."""
+        if self.is_probe or self.info_objective == "encoder_loss":
             return fake_features.new_zeros(())
         return -self.lambda_info * mutual_information_lower_bound(self.q_head(fake_features), codes)["total"]

@@ -23,10 +23,13 @@ class Generator(nn.Module):
     """G: (B, input_dim) -> (B, channels, 28, 28) in [-1, 1].
 
     FC 1024 BN ReLU -> FC 7*7*128 BN ReLU -> upconv 4x4 s2 64 BN ReLU -> upconv 4x4 s2 channels tanh.
-    `hidden` is the width of the first FC layer (the paper's 1024).
+    `hidden` is the width of the first FC layer (the paper's 1024). `tanh=False` returns the pre-tanh values (a
+    VAE decoder's logits).
     """
 
-    def __init__(self, input_dim: int, channels: int = 1, hidden: int = 1024, image_size: int = 28) -> None:
+    def __init__(
+        self, input_dim: int, channels: int = 1, hidden: int = 1024, image_size: int = 28, tanh: bool = True
+    ) -> None:
         super().__init__()
         check_28(image_size)
         if hidden < 1:
@@ -43,7 +46,7 @@ class Generator(nn.Module):
             nn.BatchNorm2d(64),
             nn.ReLU(inplace=True),
             nn.ConvTranspose2d(64, channels, 4, 2, 1),
-            nn.Tanh(),
+            nn.Tanh() if tanh else nn.Identity(),
         )
         init_weights(self)
 
