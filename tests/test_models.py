@@ -103,8 +103,8 @@ def test_lambda_zero_probe_trains_q_on_detached_features_and_gives_g_no_gradient
 def test_training_logs_losses_mi_per_code_and_discriminator_probabilities(tmp_path):
     torch.manual_seed(0)
     model = InfoGAN(SPEC)
-    trainer = fit(model, _data(), max_steps=2, root=tmp_path)
-    logged = set(trainer.logged_metrics)
+    fit(model, _data(), max_steps=2, root=tmp_path)
+    logged = set(model.step_metrics)
     expected = {
         "loss/d",
         "loss/g",
@@ -117,8 +117,8 @@ def test_training_logs_losses_mi_per_code_and_discriminator_probabilities(tmp_pa
         "d/fake",
     }
     assert expected | {"d/fake_over_real", "noise/std", "mi/cont0_mse", "mi/cont0_opt", "iteration"} <= logged
-    mse = float(trainer.logged_metrics["mi/cont0_mse"])  # the σ-optimal bound is ln 2 - ½ ln(2πe·MSE)
-    assert float(trainer.logged_metrics["mi/cont0_opt"]) == pytest.approx(
+    mse = model.step_metrics["mi/cont0_mse"]  # the σ-optimal bound is ln 2 - ½ ln(2πe·MSE)
+    assert model.step_metrics["mi/cont0_opt"] == pytest.approx(
         math.log(2) - 0.5 * math.log(2 * math.pi * math.e * mse), rel=1e-4
     )
 
@@ -172,3 +172,16 @@ def test_instance_noise_reaches_real_and_generated_images_in_both_steps(tmp_path
     fit(model, _data(), max_steps=2, root=tmp_path)
     # D step: real (no graph), fake.detach() (no graph); G step: fake (through G's graph)
     assert [(s, graph) for s, _, graph in seen] == [(0, False), (0, False), (0, True)]
+
+
+def test_the_step_metrics_reach_the_loggers_at_the_written_iterations(tmp_path):
+    from lightning.pytorch.loggers import CSVLogger
+
+    torch.manual_seed(0)
+    model = InfoGAN(SPEC)
+    logger = CSVLogger(tmp_path, name="csv", version="")
+    fit(model, _data(), max_steps=2 * 8, root=tmp_path, log_every=4, logger=logger)
+    rows = (tmp_path / "csv" / "metrics.csv").read_text().splitlines()
+    header, steps = rows[0].split(","), [int(r.split(",")[rows[0].split(",").index("step")]) for r in rows[1:]]
+    assert steps == [3, 7] and {"loss/d", "mi/cat0", "d/fake_over_real", "iteration"} <= set(header)
+    assert model.step_metrics["iteration"] == 8.0
