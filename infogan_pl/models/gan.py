@@ -251,7 +251,7 @@ class GAN(L.LightningModule):
         values = torch.stack([v.float().reshape(()) for v in tensors.values()]).tolist() if tensors else []
         self.step_metrics = {
             **{k: float(v) for k, v in metrics.items() if k not in tensors},
-            **dict(zip(tensors, values)),
+            **dict(zip(tensors, values, strict=True)),
         }
         for logger in self.loggers:
             logger.log_metrics(self.step_metrics, step=it)
