@@ -49,3 +49,4 @@ def test_quality_bench_trains_variants_side_by_side_and_prints_medians(tmp_path,
     ]
     assert re.search(r"^\| consistency \| [\d.]+ \([\d.]+–[\d.]+\) \|", out, re.M)  # median (range) over seeds
     assert (tmp_path / "consistency" / "seed1" / "summary.json").is_file()
+    assert re.search(r"^\| (baseline|consistency) \| 2 \| [\d.]+ \(", out, re.M)  # best of 2 restarts, no label read

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import statistics
 import subprocess
@@ -30,6 +31,23 @@ def per_epoch(run_dir: Path, epochs: int) -> list[float]:
     with open(run_dir / "csv" / "metrics.csv") as f:
         rows = [r for r in csv.DictReader(f) if r.get("metric/cat_acc")]
     return [float(r["metric/cat_acc"]) for r in rows][:epochs]
+
+
+def criterion(run_dir: Path, epochs: int) -> float | None:
+    """The unsupervised selection criterion of a finished run: `metric/consistency` at its last evaluation (Q's
+    stability on real images under small transforms), else the mean `mi/consistency` the training logged over its
+    last epoch (runs with the consistency term). No label is read."""
+    metrics = json.loads((run_dir / "summary.json").read_text())["metrics"]
+    if "metric/consistency" in metrics:
+        return metrics["metric/consistency"]
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        values = [float(r["mi/consistency"]) for r in csv.DictReader(f) if r.get("mi/consistency")]
+    return sum(values[-len(values) // epochs :]) / len(values[-len(values) // epochs :]) if values else None
+
+
+def selected(finals: list[float], scores: list[float], k: int) -> list[float]:
+    """For every k of the runs (restarts), the final accuracy of the one with the highest criterion."""
+    return [finals[max(group, key=lambda i: scores[i])] for group in itertools.combinations(range(len(finals)), k)]
 
 
 def _fmt(values: list[float]) -> str:
@@ -66,9 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"MNIST InfoGAN variants, {args.seeds} seeds x {args.epochs} epochs, {time.time() - start:.0f} s wall")
     header = ["variant", "seed", *(f"acc ep{e + 1}" for e in range(args.epochs)), "L_I cat0", "L_I cont0", "FID"]
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
-    summary = {}
+    summary, selection = {}, {}
     for v in names:
-        finals, li, fids = [], [], []
+        finals, li, fids, scores = [], [], [], []
         for k in range(args.seeds):
             run_dir = args.out / v / f"seed{k}"
             if not (run_dir / "summary.json").is_file():
@@ -82,12 +100,24 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {v} | {k} | " + " | ".join(cells) + " |")
             if accs:
                 finals.append(accs[-1])
+                scores.append(criterion(run_dir, args.epochs))
             li += [m["mi/eval_cat0"]] if "mi/eval_cat0" in m else []
             fids += [m["metric/fid_lenet"]] if "metric/fid_lenet" in m else []
         summary[v] = (finals, li, fids)
+        if len(finals) >= 2 and all(score is not None for score in scores):
+            selection[v] = (finals, scores)
     print("\n| variant | final cat acc: median (range) | L_I cat0 | FID-LeNet |\n|---|---|---|---|")
     for v, (finals, li, fids) in summary.items():
         print(f"| {v} | {_fmt(finals)} | {_fmt(li)} | {_fmt(fids)} |")
+    if selection:
+        print(
+            "\nBest of k restarts by the unsupervised criterion (no label read), over every k of the seeds; cost k x:"
+        )
+        print("| variant | k | selected final cat acc: median (range) | criterion per seed |\n|---|---|---|---|")
+        for v, (finals, scores) in selection.items():
+            per_seed = ", ".join(f"{c:.3f}" for c in scores)
+            for k in range(2, min(3, len(finals)) + 1):
+                print(f"| {v} | {k} | {_fmt(selected(finals, scores, k))} | {per_seed} |")
     return 1 if failed else 0
 
 

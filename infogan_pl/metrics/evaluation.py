@@ -14,8 +14,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from infogan_pl.augment import RandomAffine
 from infogan_pl.data.sampling import take
 from infogan_pl.latent import Codes
+from infogan_pl.losses import paired_mutual_information
 from infogan_pl.metrics.accuracy import contingency, hungarian_accuracy, nmi, purity
 from infogan_pl.metrics.disentanglement import discretize, mig, mutual_information_matrix
 from infogan_pl.metrics.lenet import fid
@@ -306,6 +308,23 @@ def eval_mutual_information(model, budget: Budget) -> dict[str, float]:
     return {f"mi/eval_{name}": sum(v) / budget.mi for name, v in terms.items()}
 
 
+@torch.no_grad()
+def consistency(model, images: Tensor, seed: int) -> float:
+    """I(c(x); c(t(x))) in nats between Q's assignments of held-out real images and of randomly rotated, scaled and
+    shifted copies (the model's `augment`, else the default), summed over categorical codes: how stable Q's clusters
+    are under small label-preserving changes. It needs no label, so it can choose among restarts of a run; it is
+    meaningful only where such transforms preserve the class (MNIST, not BasicProp's positions and heights)."""
+    augment = getattr(model, "augment", None) or RandomAffine()
+    gen = torch.Generator().manual_seed(seed)
+    total = 0.0
+    moved = torch.cat([augment(chunk, gen) for chunk in images.split(1000)])
+    a = [model.encode(chunk.to(model.device)).logits for chunk in images.split(1000)]
+    b = [model.encode(chunk.to(model.device)).logits for chunk in moved.split(1000)]
+    for i in range(len(model.latent.categorical)):
+        total += float(paired_mutual_information(torch.cat([x[i] for x in a]), torch.cat([x[i] for x in b])))
+    return total
+
+
 def untrained_baseline(
     model, images: Tensor, factors: Tensor, factor_names: list[str], factor_kinds: list[str] | None = None
 ) -> float | None:
@@ -376,6 +395,8 @@ def _evaluate(model, datamodule, budget: Budget, labeller) -> Evaluation:
             metrics.update(m)
             tables = code_tables(cat, factors, names, sizes, kinds)
         metrics.update(eval_mutual_information(model, budget))
+        if model.latent.categorical:
+            metrics["metric/consistency"] = consistency(model, images, budget.seed)
         if labeller is not None and model.latent.has_codes and not datamodule.factors_are_attributes:
             metrics.update(generated_metrics(model, labeller, datamodule.factor_names, budget, datamodule.factor_kinds))
     features = labeller.fid_features() if labeller is not None else None
