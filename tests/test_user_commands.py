@@ -216,8 +216,8 @@ def test_a_run_piped_to_a_file_shows_progress_lines_before_the_end(tmp_path):
     assert progress[-1] < next(i for i, line in enumerate(lines) if line.startswith("Outputs in "))
 
 
-def test_the_built_wheel_carries_its_configs_and_runs_from_a_fresh_venv(tmp_path):
-    wheels = tmp_path / "wheels"
+def test_the_built_wheel_carries_its_configs_and_runs_from_a_fresh_venv(tmp_path, clone):
+    wheels = tmp_path / "wheels"  # built from a copy of the tracked files: a build leaves build/ where it runs
     build = [
         sys.executable,
         "-m",
@@ -228,9 +228,9 @@ def test_the_built_wheel_carries_its_configs_and_runs_from_a_fresh_venv(tmp_path
         "--no-build-isolation",
         "-w",
         str(wheels),
-        str(ROOT),
+        str(clone),
     ]
-    subprocess.run(build, check=True, capture_output=True, timeout=300)
+    subprocess.run(build, check=True, capture_output=True, timeout=300, cwd=clone)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     site = next(venv.glob("lib/python*/site-packages"))
@@ -238,10 +238,11 @@ def test_the_built_wheel_carries_its_configs_and_runs_from_a_fresh_venv(tmp_path
     subprocess.run([*install, *map(str, wheels.glob("infogan_pl-*.whl"))], check=True, capture_output=True, timeout=300)
     deps = next(p for p in map(Path, sys.path) if p.name == "site-packages" and (p / "torch").is_dir())
     (site / "deps.pth").write_text(f"{deps}\n")  # torch, lightning, hydra: from this environment, not the repo
-    python = venv / "bin" / "python"
-    where = subprocess.run([python, "-c", "import infogan_pl; print(infogan_pl.__file__)"], cwd=tmp_path,
+    python, elsewhere = venv / "bin" / "python", tmp_path / "elsewhere"  # not the clone's folder
+    elsewhere.mkdir()
+    where = subprocess.run([python, "-c", "import infogan_pl; print(infogan_pl.__file__)"], cwd=elsewhere,
                            capture_output=True, text=True, check=True)  # fmt: skip
     assert where.stdout.startswith(str(site))  # the installed copy, not the repository's
-    done = subprocess.run([python, "-m", "infogan_pl", "--help"], cwd=tmp_path, capture_output=True, text=True)
+    done = subprocess.run([python, "-m", "infogan_pl", "--help"], cwd=elsewhere, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "experiment: " in done.stdout and "basicprop_rect_two_cat" in done.stdout

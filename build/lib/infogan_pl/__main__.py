@@ -1,3 +1,0 @@
-from infogan_pl.train import main
-
-main()

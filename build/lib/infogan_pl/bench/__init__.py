@@ -1,1 +1,0 @@
-"""Benchmarks: long runs that print figures (`make bench-quality`, `make bench-speed`); not part of `make test`."""
