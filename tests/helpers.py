@@ -19,6 +19,18 @@ from infogan_pl.latent import LatentSpec
 
 SPEC = LatentSpec(z_dim=8, categorical=[10], continuous=2)  # the MNIST codes with a small z, for module tests
 EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
+STUDY_ROWS = {  # the presets of the study's table, one per row
+    "mnist_vanilla_gan",
+    "mnist_gan_latent",
+    "mnist_infogan",
+    "mnist_infogan_latent_only",
+    "mnist_infogan_cat_only",
+    "basicprop_line",
+    "basicprop_rect",
+    "basicprop_rect_fg_noise",
+    "basicprop_rect_fg_bg_noise",
+    "basicprop_rect_slow_d",
+}
 
 
 def write_mnist_idx(raw_dir: Path, n_train: int = 256, n_test: int = 128, seed: int = 0) -> None:

@@ -10,20 +10,7 @@ from omegaconf import OmegaConf
 
 from infogan_pl.build import build
 from infogan_pl.train import train
-from tests.helpers import EXPERIMENTS, compose_config, tiny_overrides
-
-STUDY_ROWS = {
-    "mnist_vanilla_gan",
-    "mnist_gan_latent",
-    "mnist_infogan",
-    "mnist_infogan_latent_only",
-    "mnist_infogan_cat_only",
-    "basicprop_line",
-    "basicprop_rect",
-    "basicprop_rect_fg_noise",
-    "basicprop_rect_fg_bg_noise",
-    "basicprop_rect_slow_d",
-}
+from tests.helpers import EXPERIMENTS, STUDY_ROWS, compose_config, tiny_overrides
 
 
 def test_every_row_of_the_study_has_an_experiment():

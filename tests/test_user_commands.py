@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import assert_refused, run_cli, write_mnist_idx
+from tests.helpers import STUDY_ROWS, assert_refused, run_cli, write_mnist_idx
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -23,32 +23,20 @@ EVAL = ["callbacks.evaluation.real=48", "callbacks.evaluation.generated_per_valu
 BUDGET = ["trainer.max_steps=4", *SMALL, *EVAL, "callbacks.evaluation.mi=64"]
 TWO_POINTS = ["model.lambda_info=0,1", "model.lr_d=2e-4", "model.lr_g=1e-3"]
 
+README_PRESETS = {  # presets the README gives a command for, beside the study's table
+    "basicprop_rect_two_cat",
+    "mnist_infogan_real_mi",
+    "mnist_infogan_consistency",
+    "mnist_vae",
+    "mnist_vae_mi",
+    "basicprop_line_vae_mi",
+    "mnist_infogan_cat20",
+    "mnist_infogan_encoder_loss",
+    "basicprop_pp_colour",
+}
 # Every `python -m infogan_pl` line of the README -> what the test appends to keep it short (None: nothing).
 COMMANDS = {
-    **{
-        f"python -m infogan_pl experiment={name}": BUDGET
-        for name in (
-            "mnist_vanilla_gan",
-            "mnist_gan_latent",
-            "mnist_infogan",
-            "mnist_infogan_latent_only",
-            "mnist_infogan_cat_only",
-            "basicprop_line",
-            "basicprop_rect",
-            "basicprop_rect_fg_noise",
-            "basicprop_rect_fg_bg_noise",
-            "basicprop_rect_slow_d",
-            "basicprop_rect_two_cat",
-            "mnist_infogan_real_mi",
-            "mnist_infogan_consistency",
-            "mnist_vae",
-            "mnist_vae_mi",
-            "basicprop_line_vae_mi",
-            "mnist_infogan_cat20",
-            "mnist_infogan_encoder_loss",
-            "basicprop_pp_colour",
-        )
-    },  # fmt: skip
+    **{f"python -m infogan_pl experiment={name}": BUDGET for name in STUDY_ROWS | README_PRESETS},
     "python -m infogan_pl data=mnist model=gan latent=noise_only": BUDGET,
     "python -m infogan_pl --help": None,
     "python -m infogan_pl experiment=mnist_infogan --cfg job": None,
