@@ -24,7 +24,7 @@ train: $(STAMP)  ## train BasicProp line (the study's first experiment); ARGS="k
 	$(PY) -m infogan_pl experiment=basicprop_line $(ARGS)
 
 test: $(STAMP)  ## the test suite (no GPU, no network)
-	$(PY) -m pytest -q -n 2 --dist loadscope --durations=10
+	$(PY) -m pytest -q -n 2 --durations=10
 
 test-slow: $(STAMP)  ## the slow tests: torch.compile, LeNet-5 >= 99% on the real MNIST (needs `make data`)
 	$(PY) -m pytest -q -m slow
