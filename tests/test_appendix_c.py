@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from infogan_pl.latent import LatentSpec
-from infogan_pl.metrics.evaluation import code_metrics, code_tables
+from infogan_pl.metrics.codes import code_metrics, code_tables
 from infogan_pl.models import InfoGAN
 from infogan_pl.models.guard import NaNGuard
 from tests.helpers import SPEC

@@ -11,7 +11,8 @@ from infogan_pl import evaluate, report
 from infogan_pl.data import BasicProp, BasicPropDataModule
 from infogan_pl.latent import LatentSpec
 from infogan_pl.metrics.basicprop_decoder import BasicPropDecoder
-from infogan_pl.metrics.evaluation import Budget, evaluate_model, generated_metrics, untrained_baseline
+from infogan_pl.metrics.evaluation import Budget, evaluate_model, untrained_baseline
+from infogan_pl.metrics.generated import generated_metrics
 from infogan_pl.models import InfoGAN
 from infogan_pl.nets import Discriminator, Generator
 from infogan_pl.train import train
@@ -134,9 +135,7 @@ class _LineGenerator:
 
 
 def _generated(classes):
-    return generated_metrics(
-        _LineGenerator(classes), BasicPropDecoder("line"), ["position"], Budget(generated_per_value=20)
-    )
+    return generated_metrics(_LineGenerator(classes), BasicPropDecoder("line"), ["position"], per_value=20, seed=1234)
 
 
 def test_generated_consistency_is_one_for_a_code_that_controls_position_and_counts_valid_images():
