@@ -148,3 +148,20 @@ def test_no_host_synchronization_on_the_iterations_whose_metrics_are_not_written
     reading, spy = InfoGAN(SPEC, nan=NaNGuard(check_every=None)), _SyncSpy(log_every=5)
     fit(reading, data, max_steps=2 * 20, root=tmp_path / "reading", log_every=5, callbacks=[spy])
     assert spy.calls.count("__bool__") == 2 * 15
+
+
+def test_both_optimizers_are_fused_adam_and_gradients_are_freed_not_zeroed(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    model = InfoGAN(SPEC)
+    opt_d, opt_g = model.configure_optimizers()
+    assert opt_d.defaults["fused"] and opt_g.defaults["fused"]  # one kernel per step; can skip a step on the device
+    calls = []
+    original = torch.optim.Optimizer.zero_grad
+    monkeypatch.setattr(
+        torch.optim.Optimizer,
+        "zero_grad",
+        lambda self, set_to_none=True: calls.append(set_to_none) or original(self, set_to_none),
+    )
+    data = BasicPropDataModule("line", train_size=64, val_size=32, batch_size=16)
+    fit(model, data, max_steps=4, root=tmp_path)
+    assert calls and all(calls)  # set_to_none: no memset of every gradient before each backward
