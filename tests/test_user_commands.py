@@ -41,7 +41,7 @@ COMMANDS = {
     "python -m infogan_pl --help": None,
     "python -m infogan_pl experiment=mnist_infogan --cfg job": None,
     "python -m infogan_pl experiment=basicprop_rect model.lambda_info=0.5 model.lr_d=1e-4 seed=3": BUDGET,
-    "python -m infogan_pl experiment=mnist_infogan latent.categorical=[20] latent.continuous=3 noise=linear "
+    "python -m infogan_pl experiment=basicprop_rect latent.categorical=[20] latent.continuous=3 noise=linear "
     "noise.std=0.2": BUDGET,
     "python -m infogan_pl -m experiment=basicprop_line model.lambda_info=0,0.5,1": BUDGET,
     "python -m infogan_pl +sweep=lambda_lr experiment=basicprop_line": [*TWO_POINTS, *BUDGET],
@@ -49,7 +49,7 @@ COMMANDS = {
         *TWO_POINTS,
         *BUDGET,
     ],
-    "python -m infogan_pl +sweep=optuna experiment=mnist_infogan hydra.sweeper.n_trials=30": [
+    "python -m infogan_pl +sweep=optuna experiment=basicprop_line hydra.sweeper.n_trials=30": [
         "hydra.sweeper.n_trials=2",
         *BUDGET,
     ],

@@ -186,7 +186,7 @@ def _evaluate(model, datamodule, budget: Budget, labeller) -> Evaluation:
             metrics.update(m)
             tables = code_tables(cat, factors, names, sizes, kinds)
         metrics.update(eval_mutual_information(model, budget.mi, budget.seed))
-        if model.latent.categorical:
+        if model.latent.categorical and not datamodule.factors_are_generative:  # BasicProp's factors move with t
             metrics["metric/consistency"] = consistency(model, images, budget.seed)
         if labeller is not None and model.latent.has_codes and not datamodule.factors_are_attributes:
             names, kinds = datamodule.factor_names, datamodule.factor_kinds
