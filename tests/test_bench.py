@@ -1,12 +1,16 @@
-"""The benchmark commands run end to end at toy sizes and print their tables (the figures come from `make bench`)."""
+"""The benchmark commands run end to end at toy sizes and print their tables (the figures come from `make bench`).
+Benchmarks: `make test-slow` runs these."""
 
 import re
 from pathlib import Path
+
+import pytest
 
 from infogan_pl.bench import speed
 from tests.helpers import compose_config
 
 
+@pytest.mark.slow
 def test_speed_bench_prints_parity_data_fast_path_and_batch_tables(tmp_path, capsys, mnist_dir):
     args = ["--batch", "16", "--iters", "2", "--warmup", "1", "--rounds", "1", "--accelerator", "cpu"]
     args += ["--variants", "model.channels_last=true;model.compile_mode=bogus", "--max-batch", "64"]
@@ -31,6 +35,7 @@ def test_every_fast_path_the_bench_times_is_a_valid_override_set():
     assert "trainer.benchmark=true" in speed.FAST_PATHS["cuda"] and "16-mixed" in speed.FAST_PATHS["cuda"]
 
 
+@pytest.mark.slow
 def test_quality_bench_trains_variants_side_by_side_and_prints_medians(tmp_path, capsys, mnist_dir):
     from infogan_pl.bench import quality
 

@@ -76,6 +76,7 @@ def test_experiment_trains_and_writes_config_checkpoint_metrics_and_traversals(e
     assert list((tmp_path / "traversals").glob("*.png"))
 
 
+@pytest.mark.slow  # covered in make test by the README's own commands; the stricter checks stay here
 def test_the_command_line_runs_an_experiment_into_the_chosen_run_dir(tmp_path):
     run_dir = tmp_path / "run"
     cmd = [sys.executable, "-m", "infogan_pl", "experiment=basicprop_line", f"hydra.run.dir={run_dir}"]

@@ -88,6 +88,7 @@ def test_torch_compile_of_g_and_d_trains(tmp_path, mnist_dir):
     assert math.isfinite(value)
 
 
+@pytest.mark.slow  # covered in make test by the README's own commands; the stricter checks stay here
 def test_an_optuna_sweep_runs_trials_and_maximizes_the_metric(tmp_path):
     sweep = tmp_path / "sweep"
     args = ["+sweep=optuna", "experiment=basicprop_line", "hydra.sweeper.n_trials=2", "data.train_size=64"]

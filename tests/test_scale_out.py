@@ -75,6 +75,7 @@ def test_wandb_sweep_runs_the_module_with_hydra_overrides():
     assert cfg.model.lambda_info == 0 and spec["metric"]["name"] == cfg.optimized_metric
 
 
+@pytest.mark.slow  # covered in make test by the README's own commands; the stricter checks stay here
 @pytest.mark.parametrize("launcher", ["basic", "joblib"])
 def test_a_2x2_multirun_writes_4_run_dirs_with_metrics(launcher, tmp_path):
     sweep_dir = tmp_path / "sweep"
