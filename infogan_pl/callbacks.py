@@ -91,10 +91,12 @@ class Evaluation(L.Callback):
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Lightning validates once more when a run is stopped; a run stopped at a non-finite loss is not measured
-        if trainer.sanity_checking or not trainer.is_global_zero or getattr(pl_module, "nan_message", None):
+        if trainer.sanity_checking or getattr(pl_module, "nan_message", None):
+            return
+        it = self.last_iteration = pl_module.iteration  # on every rank: the entry point decides on it under DDP
+        if not trainer.is_global_zero:
             return
         result = evaluate_model(pl_module, trainer.datamodule, self.budget, self.labeller, self.bn)
-        it = self.last_iteration = pl_module.iteration
         if "metric/cat_acc" in result.metrics and not trainer.datamodule.factors_are_attributes:
             if self._chance is None:
                 images, factors = take(trainer.datamodule.val_set, self.budget.real)

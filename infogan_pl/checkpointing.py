@@ -108,13 +108,16 @@ def check_compatible(path: str | Path, stored: dict, current: dict) -> None:
 
 
 def resume_path(cfg: DictConfig, run_dir: str | Path | None = None) -> Path | None:
-    """The file `ckpt_path` names: None, a path, or `last` = <run dir>/checkpoints/last.ckpt."""
+    """The file `ckpt_path` names: None, a path, `last` = <run dir>/checkpoints/last.ckpt, or `auto` = that file if
+    it exists, else a fresh start (what a job that a cluster may requeue wants)."""
     path = cfg.get("ckpt_path")
     if path in (None, ""):
         return None
-    if path == "last":
+    if path in ("last", "auto"):
         root = run_dir if run_dir is not None else cfg.paths.output_dir
         last = Path(root) / "checkpoints" / LAST
+        if path == "auto":
+            return last if last.is_file() else None
         if not last.is_file():
             raise ValueError(
                 f"ckpt_path=last: no checkpoint in {last.parent}; give the run's directory with "
@@ -135,6 +138,12 @@ def check_resume(cfg: DictConfig, run_dir: str | Path | None = None) -> None:
         node = OmegaConf.select(cfg, key)
         current[key] = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
     check_compatible(path, stored, current)
+
+
+def all_finite(tensors) -> bool:
+    """Whether every floating-point tensor of an iterable is finite, read in one host synchronization."""
+    flags = [torch.isfinite(t).all() for t in tensors if t.is_floating_point()]
+    return bool(torch.stack(flags).all()) if flags else True
 
 
 def non_finite_tensors(tree, prefix: str = "") -> list[str]:

@@ -21,7 +21,7 @@ HEADLINE = ("metric/", "mi/eval_", "val/")
 
 def metrics_table(metrics: dict[str, float]) -> str:
     """The headline metrics (per-code / per-factor details are in summary.json and metrics.json), one per line."""
-    names = sorted(k for k in metrics if k.startswith(HEADLINE) and k.count("/") == 1)
+    names = sorted(k for k in metrics if k.startswith(HEADLINE) and k.count("/") == 1 and metrics[k] is not None)
     if not names:
         return "(no evaluation metrics)"
     width = max(len(n) for n in names)
@@ -59,7 +59,7 @@ def row(run: Path, relative_to: Path) -> list[str]:
     mi = ", ".join(
         f"{k.removeprefix('mi/eval_')} {v:.2f}"
         for k, v in sorted(m.items())
-        if k.startswith("mi/eval_") and k.count("_") == 1
+        if k.startswith("mi/eval_") and k.count("_") == 1 and v is not None
     )
     quality = m.get("metric/fid_lenet")
     quality = (

@@ -2,8 +2,9 @@
 Appendix D, InfoGAN as data augmentation for a classifier with few labels.
 
 For each N labelled real images per class: map every value of the checkpoint's categorical code to a digit using
-those N x 10 labelled images only (Q's soft assignments of them, matched one to one when the code has 10 values,
-else each value to its most likely digit); generate `generated_per_value` images per value with z and the other
+those N x 10 labelled images only (Q's soft assignments of them, with batch-norm statistics re-estimated on real
+training images as in the evaluation, matched one to one when the code has 10 values, else each value to its most
+likely digit); generate `generated_per_value` images per value with z and the other
 codes drawn at random; train the project's LeNet-5 on the labelled images alone and on them plus the generated set
 (same seeds, same number of steps); test on the 10,000 real test images. Prints and writes the table (mean and
 range over classifier seeds), `results.json` and a figure of accuracy against N, in <checkpoint dir>/semi_supervised/.
@@ -27,6 +28,7 @@ from torch import Tensor
 from infogan_pl.build import CONFIG_DIR, ConfigError
 from infogan_pl.evaluate import load_checkpoint
 from infogan_pl.latent import Codes
+from infogan_pl.metrics.evaluation import encoder_modules, recalibrated_batch_norm
 from infogan_pl.metrics.lenet import LeNet5, accuracy, mnist_tensors
 
 log = logging.getLogger(__name__)
@@ -112,7 +114,9 @@ def run(cfg: DictConfig) -> dict:
     for n in cfg.labels_per_class:
         idx, _ = labelled_subset(train_y, n, cfg.seed)
         images, labels = train_x[idx], train_y[idx]
-        mapping = map_values_to_classes(model, images.to(model.device), labels)
+        # Q measured as the evaluation measures it: batch-norm statistics re-estimated on real training images
+        with recalibrated_batch_norm(encoder_modules(model), train_x[:4096].to(model.device), model.encode):
+            mapping = map_values_to_classes(model, images.to(model.device), labels)
         gen_x, gen_y = generate_set(model, mapping, cfg.generated_per_value, cfg.seed)
         row = {"labelled only": [], "+ generated": [], "mapping": mapping.tolist()}
         for s in cfg.classifier_seeds:

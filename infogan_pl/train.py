@@ -89,7 +89,8 @@ def run(cfg: DictConfig) -> Outcome:
             "nan_loss": {"name": bad[0], "value": str(bad[1])} if bad else None,
             "metrics": metrics,
         }
-        (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
+        summary["metrics"] = {k: v if math.isfinite(v) else None for k, v in metrics.items()}  # strict JSON: null
+        (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True, allow_nan=False))
         if nan_message:
             print(nan_message)
         else:
@@ -116,6 +117,7 @@ def main(cfg: DictConfig) -> float:
         if outcome.nan_iteration is not None:
             sys.exit(EXIT_NAN)
         return outcome.value
+    (Path(cfg.paths.output_dir) / "error.txt").unlink(missing_ok=True)  # a job run again into its old directory
     try:  # in a sweep, one failed job is reported and the others go on; the sweep exits 1 at the end
         return train(cfg)
     except Exception as err:

@@ -47,8 +47,11 @@ def check_writable(run_dir: str | Path) -> None:
     )
 
 
-def validate(cfg: DictConfig, run_dir: str | Path | None = None) -> None:
-    """Raise ConfigError with one actionable sentence if `cfg` cannot train; writes nothing."""
+def validate(cfg: DictConfig, run_dir: str | Path | None = None, sweep: bool = False) -> None:
+    """Raise ConfigError with one actionable sentence if `cfg` cannot train; writes nothing.
+
+    sweep: the check a sweep makes once where it is launched (a SLURM login node may have no GPU, and each job's
+    checkpoints are its own): the Trainer's devices and the checkpoint are left to each job's own check."""
     seed = cfg.get("seed")
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError(f"seed must be an integer, got {seed!r}.")
@@ -59,13 +62,17 @@ def validate(cfg: DictConfig, run_dir: str | Path | None = None) -> None:
             cfg.paths.output_dir = str(run_dir)
     datamodule, _model = build(cfg)
     build_labeller(cfg)
-    build_trainer(cfg, callbacks=build_callbacks(cfg))
+    callbacks = build_callbacks(cfg)
+    if not sweep:
+        build_trainer(cfg, callbacks=callbacks)
     if run_dir is not None:
         check_writable(run_dir)
     try:
         datamodule.check(world_size=_world_size(cfg))
     except (RuntimeError, ValueError, OSError) as err:
         raise ConfigError(str(err).splitlines()[0]) from None
+    if sweep:
+        return
     try:
         check_resume(cfg, run_dir)
     except (FileNotFoundError, ValueError) as err:
@@ -80,7 +87,7 @@ class ValidateConfig(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         # The sweep's own values are applied per job; each job checks its configuration again before training.
-        self._validate(config, OmegaConf.select(config, "hydra.sweep.dir"))
+        self._validate(config, OmegaConf.select(config, "hydra.sweep.dir"), sweep=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         """Exit non-zero when a job failed, naming each (the others have finished)."""
@@ -91,10 +98,10 @@ class ValidateConfig(Callback):
             print(f"error: {len(failed)} job(s) of the sweep failed:\n" + "\n".join(lines), file=sys.stderr)
             sys.exit(1)
 
-    def _validate(self, config: DictConfig, run_dir: str | None) -> None:
+    def _validate(self, config: DictConfig, run_dir: str | None, sweep: bool = False) -> None:
         # Hydra turns an exception in a callback into a warning and goes on: the check must end the command here.
         try:
-            validate(config, run_dir)
+            validate(config, run_dir, sweep)
         except ConfigError as err:
             self._fail(err)
         except Exception as err:  # noqa: BLE001 - whatever refused this configuration, the user sees one line

@@ -190,3 +190,16 @@ def assert_refused(done: subprocess.CompletedProcess, message: str, code: int = 
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: "), done.stderr[-3000:]
     assert message in done.stderr, done.stderr
     assert "Traceback" not in output and "weights_only" not in output
+
+
+class NaNOnRank(L.Callback):
+    """Test probe: D's logits become NaN on one rank only, from iteration `start` on."""
+
+    def __init__(self, rank: int = 1, start: int = 2) -> None:
+        self.rank, self.start = rank, start
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if trainer.global_rank == self.rank:
+            pl_module.discriminator.head.register_forward_hook(
+                lambda m, i, out: out * float("nan") if pl_module.iteration >= self.start else out
+            )

@@ -150,3 +150,36 @@ def test_rollback_restores_parameters_and_optimizer_state_exactly_and_lowers_d_l
     assert model.nan_iteration == 9 and "after 1 rollbacks" in model.nan_message
     assert model.optimizers()[0].optimizer.param_groups[0]["lr"] == pytest.approx(2e-4 * 0.5)
     assert model.optimizers()[1].optimizer.param_groups[0]["lr"] == pytest.approx(1e-3)
+
+
+def test_under_a_grad_scaler_a_non_finite_loss_with_finite_gradients_is_not_applied(tmp_path):
+    """16-mixed: the GradScaler decides from the gradients alone; an overflowing loss whose gradients are finite
+    (D's logits + inf: the BCE gradient is sigmoid - target, finite) must still not be applied."""
+    from lightning.pytorch.plugins.precision import MixedPrecision
+
+    torch.manual_seed(0)
+    model = InfoGAN(SPEC, nan=NaNGuard(check_every=50))
+    model.discriminator.head.register_forward_hook(lambda m, i, out: out + math.inf if model.iteration >= 2 else out)
+    seen = {}
+
+    class Before(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if pl_module.iteration == 2:
+                seen.update({k: v.detach().clone() for k, v in pl_module.named_parameters()})
+
+    plugin = MixedPrecision("16-mixed", device="cpu", scaler=torch.amp.GradScaler("cpu"))
+    fit(model, _data(), max_steps=2 * 6, root=tmp_path, plugins=[plugin], callbacks=[Before()])
+    assert model.nan_iteration == 2
+    assert all(torch.equal(seen[k], v) for k, v in model.named_parameters())  # nothing applied from iteration 2 on
+
+
+def test_an_optimizer_without_a_fused_step_counts_one_nan_once(tmp_path):
+    from functools import partial
+
+    torch.manual_seed(0)
+    guard = NaNGuard("rollback", check_every=4, snapshot_every=2, max_rollbacks=2)
+    model = InfoGAN(SPEC, nan=guard, optimizer_d=partial(torch.optim.SGD, momentum=0.9), lr_d=0.01)
+    model.discriminator.head.register_forward_hook(lambda m, i, out: out * math.nan if model.iteration == 5 else out)
+    fit(model, _data(), max_steps=2 * 10, root=tmp_path)
+    assert guard.rollbacks == 1 and model.nan_iteration is None  # counted once, though its window is read later
+    assert model.iteration == 11  # the rolled-back iteration made no optimizer step

@@ -108,3 +108,23 @@ def test_two_process_cpu_ddp_trains_with_one_set_of_outputs_identical_generators
     assert not torch.equal(f0, f1)  # and its own z, c and noise: the global batch holds no duplicated fakes
     assert len(list(run_dir.glob("checkpoints/last.ckpt"))) == 1 and (run_dir / "summary.json").is_file()
     assert len(list(run_dir.glob("csv/metrics.csv"))) == 1
+
+
+def test_under_ddp_a_nan_on_one_rank_stops_every_rank_at_that_iteration(tmp_path):
+    """The ranks share gradients, so they must skip or stop together (the flag is all-reduced), and the closing
+    evaluation must not leave one rank waiting for another (the run ends on an evaluated iteration)."""
+    run_dir = tmp_path / "run"
+    args = ["experiment=basicprop_line", "trainer=ddp_cpu", "data.train_size=128", "data.val_size=32"]
+    args += [f"hydra.run.dir={run_dir}", "+callbacks.probe._target_=tests.helpers.NaNOnRank", *TINY]
+    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "infogan_pl", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 3, done.stdout[-3000:] + done.stderr[-3000:]
+    summary = __import__("json").loads((run_dir / "summary.json").read_text())
+    assert summary["nan_iteration"] == 2
+    run_dir2 = tmp_path / "even"
+    args = ["experiment=basicprop_line", "trainer=ddp_cpu", "data.train_size=128", "data.val_size=32", *TINY]
+    args += [f"hydra.run.dir={run_dir2}", "trainer.max_steps=8"]  # 4 iterations: the last one is evaluated in fit
+    done = subprocess.run([sys.executable, "-m", "infogan_pl", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -92,3 +92,23 @@ def test_checkpoint_faults_are_refused(tmp_path, mnist_dir):
     empty = compose_config([*tiny_overrides("basicprop_line", mnist_dir), "ckpt_path=last"], tmp_path / "empty")
     with pytest.raises(ConfigError, match="ckpt_path=last: no checkpoint in"):
         validate(empty)
+
+
+def test_a_sweep_is_checked_where_it_is_launched_without_the_jobs_devices_or_checkpoints(tmp_path, mnist_dir):
+    # a SLURM login node has no GPU, and each job resumes from its own directory
+    cfg = compose_config(
+        [*tiny_overrides("basicprop_line", mnist_dir), "trainer.accelerator=gpu", "ckpt_path=last"], tmp_path
+    )
+    validate(cfg, tmp_path / "sweep", sweep=True)
+    with pytest.raises(ConfigError):
+        validate(cfg, tmp_path / "run")
+
+
+def test_ckpt_path_auto_resumes_when_there_is_a_checkpoint_and_starts_fresh_otherwise(tmp_path, mnist_dir):
+    from infogan_pl.checkpointing import resume_path
+
+    cfg = compose_config([*tiny_overrides("basicprop_line", mnist_dir), "ckpt_path=auto"], tmp_path)
+    assert resume_path(cfg, tmp_path) is None
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    assert resume_path(cfg, tmp_path) == tmp_path / "checkpoints" / "last.ckpt"

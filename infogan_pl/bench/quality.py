@@ -101,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             if accs:
                 finals.append(accs[-1])
                 scores.append(criterion(run_dir, args.epochs))
-            li += [m["mi/eval_cat0"]] if "mi/eval_cat0" in m else []
-            fids += [m["metric/fid_lenet"]] if "metric/fid_lenet" in m else []
+            li += [m["mi/eval_cat0"]] if m.get("mi/eval_cat0") is not None else []
+            fids += [m["metric/fid_lenet"]] if m.get("metric/fid_lenet") is not None else []
         summary[v] = (finals, li, fids)
         if len(finals) >= 2 and all(score is not None for score in scores):
             selection[v] = (finals, scores)

@@ -48,7 +48,7 @@ class Evaluation:
     tables: dict[str, np.ndarray] = field(default_factory=dict)  # `cat<i>_<factor>`: (K, n values) counts
 
 
-def _encoder_modules(model) -> list[nn.Module]:
+def encoder_modules(model) -> list[nn.Module]:
     """What reads real images: D's trunk and the Q head (GANs), the encoder (VAE)."""
     return [getattr(model, n) for n in ("discriminator", "q_head", "encoder", "to_code") if hasattr(model, n)]
 
@@ -59,6 +59,10 @@ def recalibrated_batch_norm(modules: list[nn.Module], images: Tensor, forward, b
     in train mode), outside: the statistics as they were. Training keeps its own running averages, built mostly
     from generated images; Q as an encoder of real images is measured with statistics of real images."""
     norms = [m for mod in modules for m in mod.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if any(isinstance(m, nn.SyncBatchNorm) for m in norms):
+        # a SyncBatchNorm in train mode gathers over every rank, but only rank 0 evaluates: keep the running ones
+        yield
+        return
     saved = [(m.momentum, {k: v.clone() for k, v in m.state_dict().items()}) for m in norms]
     try:
         for m in norms:
@@ -124,6 +128,8 @@ def untrained_baseline(
     if not model.latent.categorical:
         return None
     images, factors = images[:2000], factors[:2000]
+    if any(isinstance(m, nn.SyncBatchNorm) for m in model.discriminator.modules()):
+        return None  # trainer.sync_batchnorm=true: its copy could not run on one process
     trunk, head = copy.deepcopy(model.discriminator).cpu(), copy.deepcopy(model.q_head).cpu()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -158,7 +164,7 @@ def evaluate_model(
     if bn == "recalibrate":
         calibration, _ = take(datamodule.train_set, budget.bn_images)
         forward = model.encode if hasattr(model, "encode") else model.discriminator
-        context = recalibrated_batch_norm(_encoder_modules(model), calibration.to(model.device), forward)
+        context = recalibrated_batch_norm(encoder_modules(model), calibration.to(model.device), forward)
     try:
         with context:
             return _evaluate(model, datamodule, budget, labeller)

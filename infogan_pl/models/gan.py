@@ -83,6 +83,7 @@ class GAN(L.LightningModule):
         self._iteration = 0  # batches trained on; saved in checkpoints
         self.step_metrics: dict[str, float] = {}  # the last written iteration's training metrics
         self._generator: torch.Generator | None = None
+        self._saving_checked = False
         self._last_loss_g: Tensor | None = None
 
     # ------------------------------------------------------------------ optimizers
@@ -298,14 +299,21 @@ class GAN(L.LightningModule):
         if not self.guard.allow(self, opt, losses, total):
             return False
         opt.zero_grad(set_to_none=True)
-        self.manual_backward(total)
+        self.manual_backward(self.guard.loss_for_backward(self, total))
         opt.step()
         self.guard.after_step(opt)
         return True
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Adds what a bit-for-bit resume needs beyond Lightning's state: every random generator, the iteration
-        and the NaN guard's state."""
+        and the NaN guard's state. A deferred guard reads its window first, so no non-finite loss goes unreported
+        into a checkpoint."""
+        if self._iteration and not self._saving_checked:
+            self._saving_checked = True  # a stop writes last_finite.ckpt, which comes back here
+            try:
+                self.guard.end_iteration(self, self._iteration - 1, force=True)
+            finally:
+                self._saving_checked = False
         checkpoint["iteration"] = self._iteration
         checkpoint["nan_iteration"] = self.guard.stopped_at
         checkpoint["nan_guard"] = self.guard.state_dict()

@@ -17,13 +17,14 @@ import copy
 import logging
 
 import torch
+import torch.distributed as dist
 from torch import Tensor
 
-from infogan_pl.checkpointing import non_finite_tensors, save_last_finite
+from infogan_pl.checkpointing import all_finite, non_finite_tensors, save_last_finite
 
 log = logging.getLogger(__name__)
 POLICIES = ("stop", "rollback")
-LOSSES = ("loss/d", "loss/q", "loss/g")  # the columns of the deferred loss buffer
+LOSSES = ("loss/d", "loss/q", "loss/g")  # the columns of the deferred loss buffer; one more holds the agreed flag
 
 
 class NaNGuard:
@@ -57,7 +58,7 @@ class NaNGuard:
         self.message: str | None = None
         self.every = 1
         self._losses: Tensor | None = None  # deferred: (every, len(LOSSES)) losses of the current window
-        self._window_start = 0
+        self._last_bad: Tensor | None = None
         self._buffers: dict[str, Tensor] | None = None
         self._snapshot: dict | None = None
         self._snapshot_at = -1
@@ -68,37 +69,57 @@ class NaNGuard:
         return self._losses is not None
 
     def setup(self, module) -> None:
-        """Choose the mode for the module's device and take the first clean copies (at the start of training)."""
+        """Choose the mode for the module's device and take the first clean copies (at the start of training).
+        Windows are aligned to absolute iterations (0..every-1, every..), so a resumed run checks where it would
+        have."""
         on_cpu = module.device.type == "cpu"
         self.every = self.check_every or (1 if on_cpu else 50)
-        self._losses = torch.zeros(self.every, len(LOSSES), device=module.device) if self.every > 1 else None
-        self._window_start = module.iteration
+        columns = len(LOSSES) + 1
+        self._losses = torch.zeros(self.every, columns, device=module.device) if self.every > 1 else None
         self._clean(module, module.iteration)
+
+    @staticmethod
+    def _agreed(flag: Tensor) -> Tensor:
+        """The largest of a flag over every DDP rank (an all-reduce on the device: no host read): the ranks share
+        their gradients, so they must skip or stop together."""
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return flag
 
     # ------------------------------------------------------------------ per step
     def allow(self, module, optimizer, losses: dict[str, Tensor], total: Tensor) -> bool:
         """Before the update driven by `total` (the sum of `losses`, named as in LOSSES): False when it must not be
         applied (the policy has run). In deferred mode the update goes ahead and a fused optimizer skips it on the
-        device when `total` is not finite."""
+        device when `total` is not finite on any rank."""
+        bad = self._last_bad = self._agreed((~torch.isfinite(total.detach())).float().reshape(()))
         if self.deferred:
-            row = module.iteration - self._window_start
+            row = module.iteration % self.every
             for name, loss in losses.items():
                 self._losses[row, LOSSES.index(name)] = loss.detach()
+            self._losses[row, -1] = torch.maximum(self._losses[row, -1], bad)
             inner = getattr(optimizer, "optimizer", optimizer)
             if getattr(inner, "_step_supports_amp_scaling", False):
-                inner.found_inf = (~torch.isfinite(total.detach())).float()
+                inner.found_inf = bad
                 return True
             if not self._fallback_warned:
                 log.warning("%s has no fused step: the NaN guard reads each loss (a host sync).", type(inner).__name__)
                 self._fallback_warned = True
-        if bool(torch.isfinite(total.detach())):
+        if not bool(bad):
             return True
         name, value = next(
             ((n, float(v.detach())) for n, v in losses.items() if not bool(torch.isfinite(v))),
-            ("loss", float(total.detach())),
+            ("loss (on another rank)", float(total.detach())),
         )
         self._apply(module, module.iteration, name, value)
         return False
+
+    def loss_for_backward(self, module, total: Tensor) -> Tensor:
+        """The loss to differentiate. Under a GradScaler (16-mixed) the scaler sets the optimizer's `found_inf` from
+        the gradients alone, which can be finite when the loss is not (the gradient of an overflowing mean is 1/N):
+        then the loss is made NaN, so its gradients are, and the scaler skips the step."""
+        if self.deferred and getattr(module.trainer.precision_plugin, "scaler", None) is not None:
+            return total * torch.where(self._last_bad > 0, torch.nan, 1.0)
+        return total
 
     @staticmethod
     def after_step(optimizer) -> None:
@@ -107,26 +128,32 @@ class NaNGuard:
             del inner.found_inf
 
     def end_iteration(self, module, iteration: int, force: bool = False) -> None:
-        """After iteration `iteration`: on a check point, read the window (one sync) and act; else nothing."""
+        """After iteration `iteration`: at the end of a window (or when forced: before a checkpoint, at the end of
+        training) read the window's losses (one sync) and act; else nothing."""
         if self.stopped_at is not None:
             return
         if self.deferred:
-            if (iteration + 1 - self._window_start) % self.every and not force:
+            if (iteration + 1) % self.every and not force:
                 return
-            losses = self._losses[: iteration + 1 - self._window_start].to("cpu", copy=True)  # one sync
+            start = iteration - iteration % self.every
+            losses = self._losses[: iteration + 1 - start].to("cpu", copy=True)  # one sync
             self._losses.zero_()
-            self._window_start = iteration + 1
-            bad = (~torch.isfinite(losses)).nonzero()
-            if len(bad):
-                row, col = bad[0].tolist()
-                self._apply(module, iteration + 1 - len(losses) + row, LOSSES[col], float(losses[row, col]))
+            flagged = losses[:, -1].nonzero()
+            if len(flagged):  # agreed across ranks; the loss that went non-finite may be another rank's
+                row = int(flagged[0])
+                local = (~torch.isfinite(losses[row, :-1])).nonzero()
+                col = int(local[0]) if len(local) else None
+                name = LOSSES[col] if col is not None else "loss (on another rank)"
+                self._apply(module, start + row, name, float(losses[row, col]) if col is not None else float("nan"))
                 return
         self._clean(module, iteration + 1)
 
     # ------------------------------------------------------------------ states
     def _clean(self, module, iteration: int) -> None:
-        """Keep copies of a state known to be finite: the buffers always, a rollback snapshot when it is due."""
-        self._buffers = {k: v.detach().clone() for k, v in module.named_buffers()}
+        """Keep copies of a state known to be finite: the buffers (if they are), a rollback snapshot when it is due."""
+        buffers = {k: v.detach().clone() for k, v in module.named_buffers()}
+        if all_finite(buffers.values()):
+            self._buffers = buffers
         if self.policy == "rollback" and (
             self._snapshot is None or iteration - self._snapshot_at >= self.snapshot_every
         ):
@@ -158,6 +185,8 @@ class NaNGuard:
 
     # ------------------------------------------------------------------ policies
     def _apply(self, module, iteration: int, name: str, value: float) -> None:
+        if self.deferred:  # this window is dealt with: a later check must not count it again
+            self._losses.zero_()
         if self.policy == "rollback" and self._snapshot is not None and self.rollbacks < self.max_rollbacks:
             self._roll_back(module, iteration, name, value)
         else:
@@ -183,6 +212,8 @@ class NaNGuard:
         )
 
     def _stop(self, module, iteration: int, name: str, value: float) -> None:
+        if self.stopped_at is not None:  # Lightning may train on (min_steps): the first stop is the one reported
+            return
         self._restore_buffers(module)
         self.stopped_at, self.bad_loss = iteration, (name, value)
         trainer = module.trainer
