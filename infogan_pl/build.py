@@ -23,7 +23,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from infogan_pl.checkpointing import ConfigInCheckpoint, PreemptionCheckpoint
+from infogan_pl.checkpointing import ConfigInCheckpoint, LastCheckpoint
 
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
 # `${cwd:}`: the directory the command runs in. Unlike `${hydra:runtime.cwd}` it resolves before Hydra has set its
@@ -159,7 +159,7 @@ def build_callbacks(cfg: DictConfig) -> list[L.Callback]:
     if not cfg.trainer.get("enable_progress_bar", True):
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     config = OmegaConf.to_container(cfg, resolve=True)
-    return [*callbacks, ConfigInCheckpoint(config), PreemptionCheckpoint()]
+    return [*callbacks, ConfigInCheckpoint(config), LastCheckpoint()]
 
 
 def build_loggers(cfg: DictConfig) -> list:

@@ -68,6 +68,11 @@ def checkpoint_dir(trainer: L.Trainer) -> Path:
     return Path(trainer.default_root_dir) / "checkpoints"
 
 
+def resumed_iteration(path: str | Path) -> int:
+    """The iteration a checkpoint (already checked by the pre-flight) resumes from; memory-mapped, nothing copied."""
+    return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("iteration", 0))
+
+
 def load_checkpoint_file(path: str | Path) -> dict:
     """torch.load(weights_only=True) with one clear error for a missing, directory, truncated or foreign file.
 
@@ -184,9 +189,21 @@ class ConfigInCheckpoint(L.Callback):
         checkpoint[CONFIG_KEY] = self.config
 
 
-class PreemptionCheckpoint(L.Callback):
-    """On SIGTERM (what SLURM sends before preemption or the time limit) Lightning stops after the current batch;
-    this saves checkpoints/last.ckpt first, so `ckpt_path=last` (or a requeue) continues exactly from there."""
+class LastCheckpoint(L.Callback):
+    """checkpoints/last.ckpt where a run stops, in a state `ckpt_path=last` continues exactly from:
+    - at the batch that reaches `trainer.max_steps`, before Lightning closes the loop: its fit loop then counts the
+      unfinished epoch as completed, so a checkpoint written after `fit` would resume with the next epoch's data
+      order, not the rest of this one;
+    - on SIGTERM (what SLURM sends before preemption or the time limit): Lightning stops after the current batch.
+    `train.run` writes it after `fit` only when neither happened (a run ended by `max_epochs` or by the NaN guard)."""
+
+    def __init__(self) -> None:
+        self.saved = False
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
+        if trainer.checkpoint_callback is not None and 0 < trainer.max_steps <= trainer.global_step:
+            save_last(trainer)
+            self.saved = not trainer.should_stop  # a NaN found while saving: train.run saves after the stop
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if isinstance(exception, SIGTERMException) and trainer.checkpoint_callback is not None:

@@ -1,17 +1,48 @@
-"""Weights & Biases set up so that it never prompts, never hangs a run, and falls back to the other loggers."""
+"""The run's loggers: a CSV file that a resumed run continues, and Weights & Biases set up so that it never prompts,
+never hangs a run, continues the W&B run of a resumed one, and falls back to the other loggers."""
 
 from __future__ import annotations
 
+import csv
 import logging
 import netrc
 import os
+import secrets
 from pathlib import Path
 from typing import Any
+
+from lightning.pytorch import loggers as pl_loggers
 
 log = logging.getLogger(__name__)
 
 # Metric families drawn against `iteration` (completed training iterations, logged with every row) on the dashboard.
 STEP_METRICS = ("loss/*", "mi/*", "d/*", "noise/*", "metric/*", "val/*")
+
+
+class CSVLogger(pl_loggers.CSVLogger):
+    """Lightning's CSV logger (`<run dir>/csv/metrics.csv`), except that a resumed run keeps the rows of the run it
+    continues: Lightning deletes the file when its directory is reused. `continue_from(iteration)`, called before
+    anything is logged, keeps the rows up to that iteration (rows a killed run wrote after its checkpoint go).
+    Rows are written out at every checkpoint, so a killed run's file holds every row up to the one it resumes from."""
+
+    def after_save_checkpoint(self, checkpoint_callback) -> None:
+        super().after_save_checkpoint(checkpoint_callback)
+        self.save()
+
+    def continue_from(self, iteration: int) -> None:
+        path = Path(self.log_dir) / "metrics.csv"
+        if not path.is_file():
+            return
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            header = list(reader.fieldnames or [])
+            rows = [r for r in reader if float(r.get("iteration") or "inf") <= iteration]
+        writer = self.experiment  # Lightning's writer, which removes the old file here
+        with open(path, "w", newline="") as f:
+            out = csv.DictWriter(f, fieldnames=header)
+            out.writeheader()
+            out.writerows(rows)
+        writer.metrics_keys = header  # later rows append; new keys rewrite the file with a wider header
 
 
 def wandb_api_key_configured() -> bool:
@@ -50,8 +81,14 @@ def wandb_logger(
         Path(save_dir).mkdir(parents=True, exist_ok=True)
         os.environ.setdefault("WANDB_SILENT", "true")
         settings = wandb.Settings(init_timeout=init_timeout, console="off", x_disable_stats=True)
+        # One W&B run per run directory: a resumed run (ckpt_path=last) continues the W&B run it started.
+        id_file = Path(save_dir) / "wandb" / "run_id"
+        if "id" not in kwargs:
+            kwargs["id"] = id_file.read_text().strip() if id_file.is_file() else secrets.token_hex(4)
         # Started here (not by the logger at step 1), so a failure shows now and the run goes on without W&B.
         run = wandb.init(project=project, dir=save_dir, mode=mode, settings=settings, resume="allow", **kwargs)
+        id_file.parent.mkdir(parents=True, exist_ok=True)
+        id_file.write_text(run.id)
         logger = WandbLogger(experiment=run, project=project, save_dir=save_dir)
         run.define_metric("iteration")
         run.define_metric("trainer/global_step")

@@ -23,8 +23,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from infogan_pl.build import CONFIG_DIR, ConfigError, build, build_callbacks, build_loggers, build_trainer
 from infogan_pl.callbacks import Evaluation
-from infogan_pl.checkpointing import resume_path, save_last
-from infogan_pl.loggers import finish_wandb
+from infogan_pl.checkpointing import LastCheckpoint, resume_path, resumed_iteration, save_last
+from infogan_pl.loggers import CSVLogger, finish_wandb
 from infogan_pl.report import metrics_table
 from infogan_pl.validation import EXIT_CONFIG, validate
 
@@ -63,10 +63,14 @@ def run(cfg: DictConfig) -> Outcome:
     if trainer.is_global_zero:  # under DDP every rank runs this function; one writes the run's files
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(OmegaConf.to_yaml(config))
+    resume = resume_path(cfg)
     for lg in trainer.loggers:
+        if resume is not None and isinstance(lg, CSVLogger):
+            lg.continue_from(resumed_iteration(resume))
         lg.log_hyperparams(config)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=resume_path(cfg))
-    if trainer.checkpoint_callback is not None:
+    trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
+    last = next(c for c in trainer.callbacks if isinstance(c, LastCheckpoint))
+    if trainer.checkpoint_callback is not None and not last.saved:
         save_last(trainer)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}  # validate() replaces callback_metrics
     evaluation = next((c for c in trainer.callbacks if isinstance(c, Evaluation)), None)

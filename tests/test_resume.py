@@ -1,5 +1,7 @@
-"""Exact resume after SIGKILL, and SIGTERM (what SLURM sends) saving a checkpoint to resume from."""
+"""Exact resume after SIGKILL, of a finished run given a longer budget, and SIGTERM (what SLURM sends) saving a
+checkpoint to resume from; the resumed run's metrics.csv continues the rows of the run it continues."""
 
+import csv
 import os
 import signal
 import subprocess
@@ -23,6 +25,7 @@ RESUME = [
     "noise=gaussian",
     "trainer.max_steps=100",
     "trainer.val_check_interval=1000",
+    "trainer.log_every_n_steps=5",
     "trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false",
     "callbacks.model_checkpoint.every_n_train_steps=20",
@@ -46,6 +49,11 @@ def _wait_for(path: Path, proc, timeout=300):
         time.sleep(0.02)
 
 
+def _rows(run_dir):
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        return [(r["iteration"], r.get("loss/d")) for r in csv.DictReader(f)]
+
+
 def _final_state(run_dir):
     ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["global_step"] == 100
@@ -62,12 +70,24 @@ def test_a_run_killed_mid_epoch_and_resumed_ends_bitwise_equal_to_an_uninterrupt
     resumed = _start(tmp_path / "killed", "ckpt_path=last")
     out = resumed.communicate(timeout=600)[0]
     assert resumed.returncode == 0, out[-2000:]
-    (a, opt_a), (b, opt_b) = _final_state(tmp_path / "straight"), _final_state(tmp_path / "killed")
-    for name in a:
-        assert torch.equal(a[name], b[name]), f"{name} differs after resume"
-    for sa, sb in zip(opt_a, opt_b, strict=True):
-        for k in sa["state"]:
-            assert all(torch.equal(sa["state"][k][s], sb["state"][k][s]) for s in sa["state"][k])
+    # a finished run (iteration 20 of a 20-iteration budget, mid-epoch) continued with a longer one
+    first = _start(tmp_path / "extended", "trainer.max_steps=40")
+    assert first.wait(timeout=600) == 0, first.stdout.read()[-2000:]
+    extended = _start(tmp_path / "extended", "ckpt_path=last")
+    assert extended.wait(timeout=600) == 0, extended.stdout.read()[-2000:]
+    a, opt_a = _final_state(tmp_path / "straight")
+    for run in ("killed", "extended"):
+        b, opt_b = _final_state(tmp_path / run)
+        for name in a:
+            assert torch.equal(a[name], b[name]), f"{name} differs after resume ({run})"
+        for sa, sb in zip(opt_a, opt_b, strict=True):
+            for k in sa["state"]:
+                assert all(torch.equal(sa["state"][k][s], sb["state"][k][s]) for s in sa["state"][k])
+        # every training row the uninterrupted run logged, once, with the same values: none lost, none doubled
+        # (the finished run's closing evaluation at iteration 20 is a row of its own, kept)
+        train_rows = [r for r in _rows(tmp_path / run) if r[1]]
+        assert train_rows == [r for r in _rows(tmp_path / "straight") if r[1]], run
+    assert ("20.0", "") in _rows(tmp_path / "extended")
 
 
 def test_sigterm_saves_a_checkpoint_and_exits_cleanly_ready_to_resume(tmp_path):
