@@ -8,10 +8,12 @@ the CPU by default, whatever trained it.
 
 from __future__ import annotations
 
+import difflib
 import json
 import sys
 from pathlib import Path
 
+import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from infogan_pl.build import ConfigError, build, build_labeller
@@ -20,7 +22,9 @@ from infogan_pl.data.sampling import take
 from infogan_pl.figures import code_table, mi_heatmap, save_grids, traversal_grids
 from infogan_pl.metrics.evaluation import Budget, evaluate_model, untrained_baseline
 from infogan_pl.report import metrics_table
+from infogan_pl.validation import dotted_keys
 
+EVALUATE_KEYS = ("ckpt_path", "device", "bn", "budget.real", "budget.generated_per_value", "budget.fid", "budget.mi")
 FULL = Budget(real=10_000, generated_per_value=1_000, fid=10_000, mi=10_000)
 
 
@@ -28,6 +32,12 @@ def load_checkpoint(path: str | Path, overrides: DictConfig | None = None, devic
     """(config, datamodule, model, iteration) rebuilt from an infogan_pl checkpoint, weights loaded, in eval mode."""
     ckpt = load_checkpoint_file(path)
     cfg = OmegaConf.create(ckpt[CONFIG_KEY])
+    known = dotted_keys(OmegaConf.to_container(cfg, resolve=False))
+    for key in dotted_keys(OmegaConf.to_container(overrides)) if overrides is not None else []:
+        if key not in known:
+            near = difflib.get_close_matches(key, [*known, *EVALUATE_KEYS], n=1)
+            hint = f"did you mean {near[0]}?" if near else f"this command's own: {', '.join(EVALUATE_KEYS)}"
+            raise ConfigError(f"{key} is neither a key of the checkpoint's configuration nor of evaluate ({hint}).")
     if overrides is not None:
         with open_dict(cfg):
             cfg = OmegaConf.merge(cfg, overrides)
@@ -43,6 +53,13 @@ def evaluate_checkpoint(path: str | Path, args: DictConfig) -> Path:
     budget_args = args.pop("budget", None) or {}
     device = args.pop("device", "cpu")
     bn = args.pop("bn", "recalibrate")
+    unknown = sorted(set(budget_args) - set(Budget.__dataclass_fields__))
+    if unknown:
+        raise ConfigError(f"budget.{unknown[0]} is not a budget: choose from {', '.join(Budget.__dataclass_fields__)}.")
+    if bn not in ("recalibrate", "running"):
+        raise ConfigError(f"bn must be recalibrate or running, got {bn!r}.")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={device}, but torch sees no CUDA device here: use device=cpu.")
     cfg, datamodule, model, iteration = load_checkpoint(path, args, device)
     budget = Budget(**{**FULL.__dict__, **budget_args})
     labeller = build_labeller(cfg)

@@ -113,7 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or (args.paths[0] / "report.md")
     try:
         print(report(args.paths, out), end="")
-    except (FileNotFoundError, OSError) as err:
+    except FileNotFoundError as err:  # nothing to report: the user names another directory
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # the report could not be written
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"\nWrote {out}")

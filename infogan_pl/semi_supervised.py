@@ -30,6 +30,7 @@ from infogan_pl.evaluate import load_checkpoint
 from infogan_pl.latent import Codes
 from infogan_pl.metrics.evaluation import encoder_modules, recalibrated_batch_norm
 from infogan_pl.metrics.lenet import LeNet5, accuracy, mnist_tensors
+from infogan_pl.validation import exit_on_command_line_error
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +104,22 @@ def train_classifier(images: Tensor, labels: Tensor, steps: int, seed: int, devi
     return model.eval()
 
 
+def check_settings(cfg: DictConfig) -> None:
+    """One line for a value the method cannot use, before the checkpoint is read."""
+    counts = list(cfg.labels_per_class)
+    if not counts or any(not isinstance(n, int) or n < 1 or n > 5000 for n in counts):
+        raise ConfigError(f"labels_per_class must be a list of whole numbers in 1..5000, got {counts}.")
+    for key in ("steps", "generated_per_value"):
+        if not isinstance(cfg[key], int) or cfg[key] < 1:
+            raise ConfigError(f"{key} must be a whole number >= 1, got {cfg[key]!r}.")
+    seeds = list(cfg.classifier_seeds)
+    if not seeds or any(not isinstance(s, int) for s in seeds):
+        raise ConfigError(f"classifier_seeds must be a non-empty list of integers, got {seeds}.")
+
+
 def run(cfg: DictConfig) -> dict:
     """The whole table: {N: {arm: [accuracy per classifier seed]}} plus the mapping's accuracy per N."""
+    check_settings(cfg)
     overrides = OmegaConf.create({"paths": {"data_dir": cfg.data_dir}}) if cfg.get("data_dir") else None
     trained, _, model, _ = load_checkpoint(cfg.ckpt_path, overrides, cfg.device)
     if not model.latent.categorical or not hasattr(model, "encode") or "MNIST" not in trained.data._target_:
@@ -180,4 +195,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    exit_on_command_line_error("semi_supervised")  # what Hydra itself would refuse: one line, exit 2
     main()

@@ -96,10 +96,10 @@ def run(cfg: DictConfig) -> Outcome:
         summary["metrics"] = {k: v if math.isfinite(v) else None for k, v in metrics.items()}  # strict JSON: null
         (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True, allow_nan=False))
         if nan_message:
-            print(nan_message)
+            print(f"error: {nan_message}", file=sys.stderr)
         else:
             print(metrics_table(metrics))
-        print(f"Finished {cfg.name}: {model.iteration} iterations, {cfg.optimized_metric} = {value:.4f}")
+            print(f"Finished {cfg.name}: {model.iteration} iterations, {cfg.optimized_metric} = {value:.4f}")
         print(f"Outputs in {out}")
     return Outcome(value, guard.stopped_at if guard is not None else None)
 

@@ -114,8 +114,9 @@ def test_report_regenerates_the_study_table_from_run_dirs(runs, capsys):
 
 
 def test_report_on_a_directory_without_runs_fails_clearly(tmp_path, capsys):
-    assert report.main([str(tmp_path)]) == 1
+    assert report.main([str(tmp_path)]) == 2
     assert "no finished runs" in capsys.readouterr().err
+    assert report.main([str(tmp_path / "missing")]) == 2
 
 
 class _LineGenerator:
@@ -154,3 +155,19 @@ def test_a_collapsed_generator_shows_one_distinct_label_and_low_accuracy():
     m = _generated([4] * 10)
     assert m["metric/gen_purity"] == 1.0  # purity alone would flatter it
     assert m["metric/gen_distinct"] == 1 and m["metric/gen_acc"] == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["bnn=running"], "bnn is neither a key of the checkpoint's configuration nor of evaluate (did you mean bn?)"),
+        (["data.nois=both"], "did you mean data.noise?"),
+        (["bn=batch"], "bn must be recalibrate or running"),
+        (["budget.reel=5"], "budget.reel is not a budget"),
+    ],
+)
+def test_evaluate_refuses_a_key_it_would_ignore_in_one_line(runs, capsys, args, message):
+    ckpt = runs / "basicprop_line" / "checkpoints" / "last.ckpt"
+    assert evaluate.main([f"ckpt_path={ckpt}", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1

@@ -102,8 +102,9 @@ def test_a_nan_stop_is_exit_3_one_line_a_summary_and_a_report_row(tmp_path, mnis
     args = [*tiny_overrides("basicprop_line", mnist_dir), "model.lr_d=1e30", "trainer.max_steps=40"]
     done = run_cli(args, tmp_path)
     assert done.returncode == 3, done.stdout[-3000:] + done.stderr[-3000:]
-    lines = [line for line in done.stdout.splitlines() if line.startswith("Non-finite")]
+    lines = [line for line in done.stderr.splitlines() if line.startswith("error: Non-finite")]
     assert len(lines) == 1 and "at iteration 0" in lines[0] and "last_finite.ckpt" in lines[0]
+    assert "Finished" not in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
     run = next((tmp_path / "outputs" / "basicprop_line").iterdir())
     summary = json.loads((run / "summary.json").read_text())

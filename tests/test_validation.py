@@ -4,8 +4,8 @@ import pytest
 
 from infogan_pl.build import ConfigError
 from infogan_pl.train import train
-from infogan_pl.validation import validate
-from tests.helpers import compose_config, tiny_overrides
+from infogan_pl.validation import command_line_error, validate
+from tests.helpers import assert_refused, compose_config, run_cli, tiny_overrides
 
 BAD = [
     (["model.lambda_info=-1"], "model.lambda_info must be >= 0"),
@@ -112,3 +112,38 @@ def test_ckpt_path_auto_resumes_when_there_is_a_checkpoint_and_starts_fresh_othe
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"x")
     assert resume_path(cfg, tmp_path) == tmp_path / "checkpoints" / "last.ckpt"
+
+
+HYDRA_REFUSES = [  # what Hydra itself refuses while composing, before any of our code runs
+    (["model.lamda_info=0.5"], "model.lamda_info is not a key of the configuration (did you mean model.lambda_info?)"),
+    (["experiment=mnist_infogann"], "experiment=mnist_infogann: there is no such experiment config (did you mean"),
+    (["data=mnistt"], "did you mean data=mnist?"),
+    (["experiment=basicprop_line", "trainer.max_stepz=3"], "did you mean trainer.max_steps?"),
+    (["-m", "experiment=basicprop_line", "model.lamda_info=0,1"], "did you mean model.lambda_info?"),
+    (["+sweep=lambda_lr", "experiment=basicprop_lin"], "did you mean experiment=basicprop_line?"),
+    (["model.lambda_info=["], "an override is key=value"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), HYDRA_REFUSES, ids=[" ".join(a) for a, _ in HYDRA_REFUSES])
+def test_what_hydra_refuses_is_one_line(argv, message):
+    assert message in command_line_error("config", argv) and "\n" not in command_line_error("config", argv)
+
+
+def test_good_command_lines_compose():
+    for argv in (
+        ["experiment=mnist_infogan", "model.lambda_info=0.5"],
+        ["-m", "experiment=basicprop_line", "model.lambda_info=0,0.5,1", "hydra/launcher=joblib"],
+        ["+sweep=optuna", "experiment=basicprop_line", "hydra.sweeper.n_trials=3"],
+        ["experiment=mnist_infogan", "--cfg", "job"],
+        ["--help"],
+    ):
+        assert command_line_error("config", argv) is None, argv
+
+
+def test_a_misspelt_key_or_experiment_on_the_command_line_is_exit_2_one_line_nothing_written(tmp_path):
+    assert_refused(run_cli(["model.lamda_info=0.5"], tmp_path), "did you mean model.lambda_info?")
+    assert_refused(run_cli(["-m", "experiment=mnist_infogann"], tmp_path), "did you mean experiment=mnist_infogan?")
+    assert_refused(run_cli(["stepz=5", "ckpt_path=x"], tmp_path, module="infogan_pl.semi_supervised"), "steps?")
+    assert_refused(run_cli(["steps=-5", "ckpt_path=x"], tmp_path, module="infogan_pl.semi_supervised"), "steps must")
+    assert not list(tmp_path.iterdir())

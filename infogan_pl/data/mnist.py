@@ -70,9 +70,13 @@ def load_mnist(root: str | Path, train: bool, download: bool) -> ImageTensorData
         n_images, n_labels = check_idx(images, 3), check_idx(labels, 1)
         if n_images != n_labels:
             raise RuntimeError(f"{images} holds {n_images} images but {labels} {n_labels} labels: run `make data`.")
+    created = [d for d in (raw, raw.parent, Path(root)) if not d.exists()]  # deepest first
     try:
         ds = MNIST(str(root), train=train, download=download)
     except (RuntimeError, OSError, ValueError) as err:  # also urllib's errors when offline
+        for d in created:  # a failed download leaves no empty directories behind
+            if d.is_dir() and not any(d.iterdir()):
+                d.rmdir()
         how = "it could not be downloaded" if download else "data.download is false"
         raise RuntimeError(
             f"MNIST not found in {raw} and {how} ({type(err).__name__}): run `make data` to import it offline, "

@@ -190,7 +190,8 @@ class LeNetLabeller:
             self.model, meta = load_lenet(self.data_dir, train_if_missing=False)
         except FileNotFoundError:
             return (
-                f"no LeNet-5 in {self.data_dir} ({WEIGHTS}): metric/gen_acc, metric/gen_purity and metric/fid_lenet "
+                f"no LeNet-5 in {self.data_dir} ({WEIGHTS}): metric/gen_acc, metric/gen_purity, "
+                f"metric/gen_distinct and metric/fid_lenet "
                 f"are skipped; run `make data` (or `python -m infogan_pl.metrics.lenet --data-dir {self.data_dir}`) "
                 "once to enable them"
             )
