@@ -1,6 +1,7 @@
 """`python -m infogan_pl.evaluate ckpt_path=<ckpt> [key=value ...]`: every metric of a checkpoint, full budgets.
 
-Writes <checkpoint dir>/eval_<checkpoint name>/metrics.json, the traversal grids and the code x factor MI heatmap.
+Writes <checkpoint dir>/eval_<checkpoint name>[_running]/metrics.json, the traversal grids and the code x factor MI
+heatmap.
 The model is rebuilt from the configuration stored in the checkpoint (by the same builder as training); `key=value`
 arguments override it (e.g. `paths.data_dir=/elsewhere`, `device=cuda`, `budget.real=2000`, `bn=running`). Runs on
 the CPU by default, whatever trained it.
@@ -72,7 +73,7 @@ def evaluate_checkpoint(path: str | Path, args: DictConfig) -> Path:
         images, factors = take(datamodule.val_set, budget.real)
         names, kinds = datamodule.factor_names, datamodule.factor_kinds
         result.metrics["metric/cat_acc_untrained"] = untrained_baseline(model, images, factors, names, kinds)
-    out = Path(path).parent / f"eval_{Path(path).stem}"
+    out = Path(path).parent / f"eval_{Path(path).stem}{'_running' if bn == 'running' else ''}"
     out.mkdir(parents=True, exist_ok=True)
     save_grids(traversal_grids(model), out, "traversal")
     if result.mi_matrix is not None:

@@ -62,6 +62,9 @@ def test_evaluate_writes_metrics_json_and_figures_next_to_the_checkpoint(runs, c
     assert (out / "mi_heatmap.png").is_file() and list(out.glob("traversal_cat0_cont*.png"))
     printed = capsys.readouterr().out
     assert f"metric/cat_acc            {metrics['metric/cat_acc']:.4f}" in printed  # the table shows the file's value
+    assert evaluate.main([f"ckpt_path={ckpt}", *SMALL, "bn=running"]) == 0  # beside it, not over it
+    assert json.loads((ckpt.parent / "eval_last_running" / "metrics.json").read_text())["bn"] == "running"
+    assert json.loads((out / "metrics.json").read_text())["bn"] == "recalibrate"
 
 
 def _model_with_wrong_running_statistics():
