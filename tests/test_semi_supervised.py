@@ -63,3 +63,24 @@ def test_a_checkpoint_without_a_categorical_code_is_refused_in_one_line(tmp_path
         [f"ckpt_path={tmp_path / 'gan' / 'checkpoints' / 'last.ckpt'}"], tmp_path, module="infogan_pl.semi_supervised"
     )
     assert done.returncode == 2 and done.stderr.startswith("error: ") and done.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("steps", -5, "steps must be a whole number >= 1"),
+        ("generated_per_value", 0, "generated_per_value must be"),
+        ("labels_per_class", [0], "labels_per_class must be"),
+        ("classifier_seeds", [], "classifier_seeds must be"),
+    ],
+)
+def test_unusable_budgets_are_refused_before_the_checkpoint_is_read(key, value, message):
+    from omegaconf import OmegaConf
+
+    from infogan_pl.build import ConfigError
+    from infogan_pl.semi_supervised import check_settings
+
+    cfg = OmegaConf.create({"labels_per_class": [1, 5], "steps": 10, "generated_per_value": 5, "classifier_seeds": [0]})
+    cfg[key] = value
+    with pytest.raises(ConfigError, match=message):
+        check_settings(cfg)
