@@ -194,16 +194,23 @@ class LastCheckpoint(L.Callback):
     - at the batch that reaches `trainer.max_steps`, before Lightning closes the loop: its fit loop then counts the
       unfinished epoch as completed, so a checkpoint written after `fit` would resume with the next epoch's data
       order, not the rest of this one;
-    - on SIGTERM (what SLURM sends before preemption or the time limit): Lightning stops after the current batch.
-    `train.run` writes it after `fit` only when neither happened (a run ended by `max_epochs` or by the NaN guard)."""
+    - at the end of training otherwise (a run ended by `max_epochs`, at an epoch boundary, or by the NaN guard);
+    - on SIGTERM (what SLURM sends before preemption or the time limit): Lightning stops after the current batch."""
 
     def __init__(self) -> None:
+        self.saved = False  # at the max_steps batch: the end of training has nothing to add
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.saved = False
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
         if trainer.checkpoint_callback is not None and 0 < trainer.max_steps <= trainer.global_step:
             save_last(trainer)
-            self.saved = not trainer.should_stop  # a NaN found while saving: train.run saves after the stop
+            self.saved = not trainer.should_stop  # a NaN found while saving: saved again once training stops
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.checkpoint_callback is not None and not self.saved:
+            save_last(trainer)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if isinstance(exception, SIGTERMException) and trainer.checkpoint_callback is not None:

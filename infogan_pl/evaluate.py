@@ -21,11 +21,11 @@ from infogan_pl.build import ConfigError, build, build_labeller
 from infogan_pl.checkpointing import CONFIG_KEY, load_checkpoint_file
 from infogan_pl.data.sampling import take
 from infogan_pl.figures import code_table, mi_heatmap, save_grids, traversal_grids
-from infogan_pl.metrics.evaluation import Budget, evaluate_model, untrained_baseline
+from infogan_pl.metrics.evaluation import BN_MODES, Budget, evaluate_model, untrained_baseline
 from infogan_pl.report import metrics_table
 from infogan_pl.validation import dotted_keys
 
-EVALUATE_KEYS = ("ckpt_path", "device", "bn", "budget.real", "budget.generated_per_value", "budget.fid", "budget.mi")
+EVALUATE_KEYS = ("ckpt_path", "device", "bn", *(f"budget.{name}" for name in Budget.__dataclass_fields__))
 FULL = Budget(real=10_000, generated_per_value=1_000, fid=10_000, mi=10_000)
 
 
@@ -57,8 +57,8 @@ def evaluate_checkpoint(path: str | Path, args: DictConfig) -> Path:
     unknown = sorted(set(budget_args) - set(Budget.__dataclass_fields__))
     if unknown:
         raise ConfigError(f"budget.{unknown[0]} is not a budget: choose from {', '.join(Budget.__dataclass_fields__)}.")
-    if bn not in ("recalibrate", "running"):
-        raise ConfigError(f"bn must be recalibrate or running, got {bn!r}.")
+    if bn not in BN_MODES:
+        raise ConfigError(f"bn must be one of {', '.join(BN_MODES)}, got {bn!r}.")
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device={device}, but torch sees no CUDA device here: use device=cpu.")
     cfg, datamodule, model, iteration = load_checkpoint(path, args, device)

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from infogan_pl.build import CONFIG_DIR, ConfigError, build, build_callbacks, build_loggers, build_trainer
 from infogan_pl.callbacks import Evaluation
-from infogan_pl.checkpointing import LastCheckpoint, resume_path, resumed_iteration, save_last
+from infogan_pl.checkpointing import resume_path, resumed_iteration
 from infogan_pl.loggers import CSVLogger, finish_wandb
 from infogan_pl.report import metrics_table
 from infogan_pl.validation import EXIT_CONFIG, validate
@@ -68,10 +68,7 @@ def run(cfg: DictConfig) -> Outcome:
         if resume is not None and isinstance(lg, CSVLogger):
             lg.continue_from(resumed_iteration(resume))
         lg.log_hyperparams(config)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
-    last = next(c for c in trainer.callbacks if isinstance(c, LastCheckpoint))
-    if trainer.checkpoint_callback is not None and not last.saved:
-        save_last(trainer)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=resume)  # LastCheckpoint writes checkpoints/last.ckpt
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}  # validate() replaces callback_metrics
     evaluation = next((c for c in trainer.callbacks if isinstance(c, Evaluation)), None)
     guard = getattr(model, "guard", None)  # the GANs' NaN guard; the VAE has none
@@ -91,9 +88,8 @@ def run(cfg: DictConfig) -> Outcome:
             "iterations": model.iteration,
             "nan_iteration": guard.stopped_at if guard is not None else None,
             "nan_loss": {"name": bad[0], "value": str(bad[1])} if bad else None,
-            "metrics": metrics,
+            "metrics": {k: v if math.isfinite(v) else None for k, v in metrics.items()},  # strict JSON: null
         }
-        summary["metrics"] = {k: v if math.isfinite(v) else None for k, v in metrics.items()}  # strict JSON: null
         (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True, allow_nan=False))
         if nan_message:
             print(f"error: {nan_message}", file=sys.stderr)

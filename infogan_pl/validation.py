@@ -5,7 +5,7 @@ DataModule without reading data, the model, the Trainer and its callbacks), so e
 refusal is what the user sees. It adds only what no constructor can know: the data files are present and sound (the
 DataModule's own `check`), the run directory can be created, and the checkpoint to resume from is readable and was
 trained with the same model, codes and data. The Hydra callback `ValidateConfig` runs it before Hydra creates the
-run directory, prints the line and exits with status 2. Before that, `check_command_line` composes the command
+run directory, prints the line and exits with status 2. Before that, `command_line_error` composes the command
 line's overrides the way Hydra will, so what Hydra itself refuses (a misspelt key, an unknown experiment, a
 malformed override) is one line and status 2 as well, not Hydra's multi-line report.
 """

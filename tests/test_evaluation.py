@@ -165,7 +165,7 @@ def test_a_collapsed_generator_shows_one_distinct_label_and_low_accuracy():
     [
         (["bnn=running"], "bnn is neither a key of the checkpoint's configuration nor of evaluate (did you mean bn?)"),
         (["data.nois=both"], "did you mean data.noise?"),
-        (["bn=batch"], "bn must be recalibrate or running"),
+        (["bn=batch"], "bn must be one of running, recalibrate"),
         (["budget.reel=5"], "budget.reel is not a budget"),
     ],
 )
