@@ -23,7 +23,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from infogan_pl.checkpointing import ConfigInCheckpoint, LastCheckpoint
+from infogan_pl.checkpointing import AtomicCheckpointIO, ConfigInCheckpoint, LastCheckpoint
 
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
 # `${cwd:}`: the directory the command runs in. Unlike `${hydra:runtime.cwd}` it resolves before Hydra has set its
@@ -153,13 +153,14 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
     return datamodule, model
 
 
-def build_callbacks(cfg: DictConfig) -> list[L.Callback]:
-    """The configured callbacks (progress bar dropped when trainer.enable_progress_bar=false) + checkpoint hooks."""
+def build_callbacks(cfg: DictConfig, invocations: list[list[str]] | None = None) -> list[L.Callback]:
+    """The configured callbacks (progress bar dropped when trainer.enable_progress_bar=false) + checkpoint hooks;
+    `invocations`: the command lines that trained the run so far, kept in its checkpoints."""
     callbacks = [make(node, f"callbacks.{name}") for name, node in (cfg.get("callbacks") or {}).items() if node]
     if not cfg.trainer.get("enable_progress_bar", True):
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     config = OmegaConf.to_container(cfg, resolve=True)
-    return [*callbacks, ConfigInCheckpoint(config), LastCheckpoint()]
+    return [*callbacks, ConfigInCheckpoint(config, invocations), LastCheckpoint()]
 
 
 def build_loggers(cfg: DictConfig) -> list:
@@ -187,6 +188,9 @@ def build_trainer(cfg: DictConfig, callbacks: list | None = None, loggers: list 
     kwargs: dict[str, Any] = {"callbacks": callbacks or [], "logger": loggers or False}
     if callbacks is None:  # the pre-flight check: no checkpointing, no progress bar, nothing written
         kwargs.update(enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    else:  # every checkpoint written whole or not at all; last.ckpt always the newest complete one
+        last_dir = OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath") or f"{cfg.paths.output_dir}/checkpoints"
+        kwargs["plugins"] = [AtomicCheckpointIO(last_dir)]
     with quiet_lightning():
         return make(trainer, "trainer", **kwargs)
 

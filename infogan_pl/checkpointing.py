@@ -8,16 +8,22 @@ the iteration, the NaN guard's state and every random generator's state (bit-exa
 
 from __future__ import annotations
 
+import io
 import random
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
+from infogan_pl.atomic import TEMP_PREFIX, atomic_link, atomic_write
+
 CONFIG_KEY = "infogan_pl_config"
+INVOCATIONS_KEY = "infogan_pl_invocations"  # every command line that trained the run, in order
 LAST, LAST_FINITE = "last.ckpt", "last_finite.ckpt"
 # Keys of the stored run configuration that must match for a checkpoint to fit the model being built.
 MUST_MATCH = (
@@ -71,6 +77,24 @@ def checkpoint_dir(trainer: L.Trainer) -> Path:
 def resumed_iteration(path: str | Path) -> int:
     """The iteration a checkpoint (already checked by the pre-flight) resumes from; memory-mapped, nothing copied."""
     return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("iteration", 0))
+
+
+def stored_invocations(path: str | Path) -> list[list[str]]:
+    """The command-line overrides of every invocation that trained the run a checkpoint holds, in order."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    return [list(inv) for inv in ckpt.get(INVOCATIONS_KEY, [])]
+
+
+def effective_overrides(invocations: list[list[str]]) -> list[str]:
+    """What a run trained with: the invocations' overrides in order, a later value of a key replacing an earlier
+    one, without `ckpt_path` (where it resumed from is not what it trained)."""
+    merged: dict[str, str] = {}
+    for invocation in invocations:
+        for override in invocation:
+            key = override.split("=", 1)[0].lstrip("+~")
+            if key != "ckpt_path":
+                merged[key] = override  # in the place the key first appeared
+    return list(merged.values())
 
 
 def load_checkpoint_file(path: str | Path) -> dict:
@@ -132,17 +156,36 @@ def resume_path(cfg: DictConfig, run_dir: str | Path | None = None) -> Path | No
     return Path(path)
 
 
+def check_budget(path: str | Path, ckpt: dict, max_steps: int | None, max_epochs: int | None) -> None:
+    """A resume must have something left to train: a budget at or below the checkpoint's is refused (one line,
+    naming the checkpoint's iteration), rather than re-evaluating a finished run and logging it again."""
+    steps, epoch, iteration = ckpt.get("global_step", 0), ckpt.get("epoch", 0), ckpt.get("iteration", 0)
+    if max_steps is not None and max_steps > 0 and max_steps <= steps:
+        raise ValueError(
+            f"checkpoint {path} is at iteration {iteration} ({steps} optimizer steps): trainer.max_steps={max_steps} "
+            f"leaves nothing to train; resume with trainer.max_steps above {steps}"
+        )
+    if (max_steps is None or max_steps < 0) and max_epochs is not None and 0 < max_epochs <= epoch:
+        raise ValueError(
+            f"checkpoint {path} is at iteration {iteration} (epoch {epoch}): trainer.max_epochs={max_epochs} leaves "
+            f"nothing to train; resume with trainer.max_epochs above {epoch}"
+        )
+
+
 def check_resume(cfg: DictConfig, run_dir: str | Path | None = None) -> None:
-    """The checkpoint to resume from (if any) is readable and fits this run; ValueError (one line) otherwise."""
+    """The checkpoint to resume from (if any) is readable, fits this run and leaves it something to train;
+    ValueError (one line) otherwise."""
     path = resume_path(cfg, run_dir)
     if path is None:
         return
-    stored = load_checkpoint_file(path)[CONFIG_KEY]
+    ckpt = load_checkpoint_file(path)
+    stored = ckpt[CONFIG_KEY]
     current = {}
     for key in MUST_MATCH:
         node = OmegaConf.select(cfg, key)
         current[key] = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
     check_compatible(path, stored, current)
+    check_budget(path, ckpt, cfg.trainer.get("max_steps"), cfg.trainer.get("max_epochs"))
 
 
 def all_finite(tensors) -> bool:
@@ -161,8 +204,35 @@ def non_finite_tensors(tree, prefix: str = "") -> list[str]:
     ]
 
 
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, by the protocol of `infogan_pl.atomic` (a temporary file beside the destination,
+    fsynced, renamed over it): a full disk or a kill leaves the previous checkpoint whole, never a torn one.
+
+    It is also the one writer of `last.ckpt`: every checkpoint saved into the run's checkpoint directory `last_dir`
+    (step<N>.ckpt at the periodic saves) becomes last.ckpt there too, as a hard link (no second copy), so last.ckpt
+    is always the newest complete checkpoint; last_finite.ckpt (the NaN guard's) stays apart."""
+
+    def __init__(self, last_dir: str | Path | None = None) -> None:
+        super().__init__()
+        self.last_dir = Path(last_dir).resolve() if last_dir is not None else None
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            raise TypeError("AtomicCheckpointIO takes no storage_options.")
+        path = Path(path)
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        atomic_write(path, buffer.getbuffer(), "checkpoint")
+        if (
+            self.last_dir is not None
+            and path.parent.resolve() == self.last_dir
+            and path.name not in (LAST, LAST_FINITE)
+        ):
+            atomic_link(path, self.last_dir / LAST)
+
+
 def save_last(trainer: L.Trainer) -> Path:
-    """checkpoints/last.ckpt at the end of a run (ModelCheckpoint writes it only at its periodic saves)."""
+    """checkpoints/last.ckpt with the trainer's current state (between periodic saves the state where a run stops)."""
     path = checkpoint_dir(trainer) / LAST
     trainer.save_checkpoint(path, weights_only=False)
     return path
@@ -180,13 +250,15 @@ def save_last_finite(trainer: L.Trainer, module: L.LightningModule) -> Path | No
 
 # ---------------------------------------------------------------------------------------------------- callbacks
 class ConfigInCheckpoint(L.Callback):
-    """Stores the resolved run configuration in every checkpoint, so `evaluate` can rebuild the model from it."""
+    """Stores the resolved run configuration in every checkpoint, so `evaluate` can rebuild the model from it, and
+    the overrides of every invocation that trained it (a resumed run keeps those of the runs it continues)."""
 
-    def __init__(self, config: dict) -> None:
-        self.config = config
+    def __init__(self, config: dict, invocations: list[list[str]] | None = None) -> None:
+        self.config, self.invocations = config, invocations or []
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         checkpoint[CONFIG_KEY] = self.config
+        checkpoint[INVOCATIONS_KEY] = self.invocations
 
 
 class LastCheckpoint(L.Callback):
@@ -202,6 +274,9 @@ class LastCheckpoint(L.Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.saved = False
+        if trainer.is_global_zero and trainer.checkpoint_callback is not None:
+            for stale in checkpoint_dir(trainer).glob(f"{TEMP_PREFIX}*"):  # a write killed mid-way: never a result
+                stale.unlink(missing_ok=True)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
         if trainer.checkpoint_callback is not None and 0 < trainer.max_steps <= trainer.global_step:

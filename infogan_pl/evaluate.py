@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from infogan_pl.atomic import atomic_write
 from infogan_pl.build import ConfigError, build, build_labeller
 from infogan_pl.checkpointing import CONFIG_KEY, load_checkpoint_file
 from infogan_pl.data.sampling import take
@@ -81,7 +82,7 @@ def evaluate_checkpoint(path: str | Path, args: DictConfig) -> Path:
     for name, counts in result.tables.items():
         code_table(counts, name, out / f"{name}_table.png")
     record = {"checkpoint": str(path), "experiment": cfg.name, "iteration": iteration, "bn": bn}
-    (out / "metrics.json").write_text(json.dumps({**record, "metrics": result.metrics}, indent=2, sort_keys=True))
+    atomic_write(out / "metrics.json", json.dumps({**record, "metrics": result.metrics}, indent=2, sort_keys=True))
     return out
 
 

@@ -4,6 +4,7 @@ never hangs a run, continues the W&B run of a resumed one, and falls back to the
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import netrc
 import os
@@ -12,6 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import loggers as pl_loggers
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.loggers.logger import rank_zero_experiment
+
+from infogan_pl.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -19,30 +24,68 @@ log = logging.getLogger(__name__)
 STEP_METRICS = ("loss/*", "mi/*", "d/*", "noise/*", "metric/*", "val/*")
 
 
+class MetricsWriter(ExperimentWriter):
+    """Lightning's writer of metrics.csv, except that:
+    - a resumed run keeps the rows of the run it continues, up to the checkpoint's iteration (rows a killed run wrote
+      after its checkpoint go), where Lightning deletes the file;
+    - rows have no `step` column: Lightning's counted batches on training rows and optimizer steps (two per
+      iteration) on evaluation rows; every row has `iteration`, completed training iterations;
+    - a rewrite (a resume, a wider header) replaces the file whole (infogan_pl.atomic), never truncates it."""
+
+    def __init__(self, log_dir: str, resume_iteration: int | None = None) -> None:
+        self.resume_iteration = resume_iteration
+        super().__init__(log_dir)
+
+    def _check_log_dir_exists(self) -> None:
+        path = Path(self.metrics_file_path)
+        if self.resume_iteration is None or not path.is_file():
+            return super()._check_log_dir_exists()  # a fresh run in a used directory starts a fresh file
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            header = [k for k in reader.fieldnames or [] if k != "step"]
+            rows = [r for r in reader if float(r.get("iteration") or "inf") <= self.resume_iteration]
+        self._write(header, rows)
+        self.metrics_keys = header  # later rows append; new keys rewrite the file with a wider header
+
+    def log_metrics(self, metrics_dict: dict[str, float], step: int | None = None) -> None:
+        super().log_metrics(metrics_dict, step)
+        self.metrics[-1].pop("step", None)
+
+    def _rewrite_with_new_header(self, fieldnames: list[str]) -> None:
+        with open(self.metrics_file_path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        self._write(fieldnames, rows)
+
+    def _write(self, header: list[str], rows: list[dict]) -> None:
+        text = io.StringIO()
+        out = csv.DictWriter(text, fieldnames=header, extrasaction="ignore")
+        out.writeheader()
+        out.writerows(rows)
+        atomic_write(self.metrics_file_path, text.getvalue())
+
+
 class CSVLogger(pl_loggers.CSVLogger):
-    """Lightning's CSV logger (`<run dir>/csv/metrics.csv`), except that a resumed run keeps the rows of the run it
-    continues: Lightning deletes the file when its directory is reused. `continue_from(iteration)`, called before
-    anything is logged, keeps the rows up to that iteration (rows a killed run wrote after its checkpoint go).
-    Rows are written out at every checkpoint, so a killed run's file holds every row up to the one it resumes from."""
+    """Lightning's CSV logger (`<run dir>/csv/metrics.csv`) with the `MetricsWriter` above: `continue_from(iteration)`,
+    called before anything is logged, makes a resumed run keep the rows of the run it continues. Rows are written
+    out at every checkpoint, so a killed run's file holds every row up to the one it resumes from."""
+
+    _resume_iteration: int | None = None
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> MetricsWriter:
+        if self._experiment is None:
+            Path(self.root_dir).mkdir(parents=True, exist_ok=True)
+            self._experiment = MetricsWriter(self.log_dir, self._resume_iteration)
+        return self._experiment
 
     def after_save_checkpoint(self, checkpoint_callback) -> None:
         super().after_save_checkpoint(checkpoint_callback)
         self.save()
 
     def continue_from(self, iteration: int) -> None:
-        path = Path(self.log_dir) / "metrics.csv"
-        if not path.is_file():
-            return
-        with open(path, newline="") as f:
-            reader = csv.DictReader(f)
-            header = list(reader.fieldnames or [])
-            rows = [r for r in reader if float(r.get("iteration") or "inf") <= iteration]
-        writer = self.experiment  # Lightning's writer, which removes the old file here
-        with open(path, "w", newline="") as f:
-            out = csv.DictWriter(f, fieldnames=header)
-            out.writeheader()
-            out.writerows(rows)
-        writer.metrics_keys = header  # later rows append; new keys rewrite the file with a wider header
+        self._resume_iteration = iteration
+        self.experiment  # noqa: B018 - creating the writer rewrites the file now
 
 
 def wandb_api_key_configured() -> bool:
@@ -87,8 +130,7 @@ def wandb_logger(
             kwargs["id"] = id_file.read_text().strip() if id_file.is_file() else secrets.token_hex(4)
         # Started here (not by the logger at step 1), so a failure shows now and the run goes on without W&B.
         run = wandb.init(project=project, dir=save_dir, mode=mode, settings=settings, resume="allow", **kwargs)
-        id_file.parent.mkdir(parents=True, exist_ok=True)
-        id_file.write_text(run.id)
+        atomic_write(id_file, run.id)
         logger = WandbLogger(experiment=run, project=project, save_dir=save_dir)
         run.define_metric("iteration")
         run.define_metric("trainer/global_step")

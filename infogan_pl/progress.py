@@ -95,9 +95,9 @@ class IterationProgress(ProgressBar):
         self._start_iteration = getattr(pl_module, "iteration", trainer.global_step)
         self._start_time = time.perf_counter()
         if self._enabled and trainer.is_global_zero and not self.interactive:
-            print(
-                f"training: {self._total} iterations from iteration {self._start_iteration}", file=self.out, flush=True
-            )
+            start, total = self._start_iteration, self._total
+            where = f"iterations {start} to {total}" if start else "iterations"
+            print(f"training: {total - start} {where}", file=self.out, flush=True)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if not self._enabled or not trainer.is_global_zero:

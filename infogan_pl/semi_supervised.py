@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
+from infogan_pl.atomic import atomic_write
 from infogan_pl.build import CONFIG_DIR, ConfigError
 from infogan_pl.evaluate import load_checkpoint
 from infogan_pl.latent import Codes
@@ -186,9 +187,9 @@ def main(cfg: DictConfig) -> None:
         print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
         sys.exit(2)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=2))
+    atomic_write(out / "results.json", json.dumps(results, indent=2))
     text = table(results)
-    (out / "table.md").write_text(text + "\n")
+    atomic_write(out / "table.md", text + "\n")
     figure(results, out / "accuracy_vs_labels.png")
     print(text)
     print(f"Wrote {out / 'results.json'}, table.md and accuracy_vs_labels.png in {out}")

@@ -21,9 +21,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from infogan_pl.atomic import WriteFailed, atomic_write
 from infogan_pl.build import CONFIG_DIR, ConfigError, build, build_callbacks, build_loggers, build_trainer
 from infogan_pl.callbacks import Evaluation
-from infogan_pl.checkpointing import resume_path, resumed_iteration
+from infogan_pl.checkpointing import effective_overrides, resume_path, resumed_iteration, stored_invocations
 from infogan_pl.loggers import CSVLogger, finish_wandb
 from infogan_pl.report import metrics_table
 from infogan_pl.validation import EXIT_CONFIG, validate
@@ -59,11 +60,11 @@ def run(cfg: DictConfig) -> Outcome:
     out = Path(cfg.paths.output_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
     datamodule, model = build(cfg)
-    trainer = build_trainer(cfg, callbacks=build_callbacks(cfg), loggers=build_loggers(cfg))
-    if trainer.is_global_zero:  # under DDP every rank runs this function; one writes the run's files
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(OmegaConf.to_yaml(config))
     resume = resume_path(cfg)
+    invocations = [*(stored_invocations(resume) if resume is not None else []), _overrides()]
+    trainer = build_trainer(cfg, callbacks=build_callbacks(cfg, invocations), loggers=build_loggers(cfg))
+    if trainer.is_global_zero:  # under DDP every rank runs this function; one writes the run's files
+        atomic_write(out / "config.yaml", OmegaConf.to_yaml(config))
     for lg in trainer.loggers:
         if resume is not None and isinstance(lg, CSVLogger):
             lg.continue_from(resumed_iteration(resume))
@@ -84,13 +85,14 @@ def run(cfg: DictConfig) -> Outcome:
             "experiment": cfg.name,
             "run_dir": str(out),
             "seed": cfg.seed,
-            "overrides": _overrides(),
+            "overrides": effective_overrides(invocations),  # what it trained with, over every invocation
+            "invocations": invocations,  # each command line's overrides, in order (a resume adds one)
             "iterations": model.iteration,
             "nan_iteration": guard.stopped_at if guard is not None else None,
             "nan_loss": {"name": bad[0], "value": str(bad[1])} if bad else None,
             "metrics": {k: v if math.isfinite(v) else None for k, v in metrics.items()},  # strict JSON: null
         }
-        (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True, allow_nan=False))
+        atomic_write(out / "summary.json", json.dumps(summary, indent=2, sort_keys=True, allow_nan=False))
         if nan_message:
             print(f"error: {nan_message}", file=sys.stderr)
         else:
@@ -112,7 +114,9 @@ def main(cfg: DictConfig) -> float:
             outcome = run(cfg)
         except ConfigError as err:
             _fail(str(err), EXIT_CONFIG)
-        except OSError as err:  # disk full, permissions: nothing half-written is named as valid
+        except WriteFailed as err:  # a full disk: the line names the file and the space it needs
+            _fail(str(err), 1)
+        except OSError as err:  # permissions, ...: nothing half-written is named as valid
             _fail(f"{type(err).__name__}: {err}", 1)
         if outcome.nan_iteration is not None:
             sys.exit(EXIT_NAN)

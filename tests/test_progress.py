@@ -34,11 +34,11 @@ def test_in_a_terminal_one_bar_is_redrawn_in_place_and_completes(tmp_path):
 
 def test_off_a_terminal_a_line_every_n_iterations_against_the_planned_total(tmp_path):
     lines = _run(io.StringIO(), tmp_path).splitlines()
-    assert lines[0] == "training: 12 iterations from iteration 0"
+    assert lines[0] == "training: 12 iterations"
     assert [line.split()[1] for line in lines[1:]] == ["4/12", "8/12", "12/12"]
 
 
 def test_the_total_counts_critic_steps_as_iterations(tmp_path):
     # 5 critic steps per generator step: 24 optimizer steps are 20 iterations (4 x (5 + 1))
     lines = _run(io.StringIO(), tmp_path, loss=WassersteinGP(), d_steps_per_g=5).splitlines()
-    assert lines[0] == "training: 20 iterations from iteration 0" and lines[-1].startswith("iteration 20/20")
+    assert lines[0] == "training: 20 iterations" and lines[-1].startswith("iteration 20/20")

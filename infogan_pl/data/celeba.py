@@ -8,8 +8,8 @@ are decoded on the fly by workers into pinned memory.
 
 from __future__ import annotations
 
+import io
 import logging
-import os
 import zlib
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from torchvision import transforms
 from torchvision.datasets import CelebA
 
+from infogan_pl.atomic import atomic_write
 from infogan_pl.data.mnist import ImageTensorDataset
 from infogan_pl.data.sampling import BatchDataModule, own_generator
 
@@ -184,9 +185,9 @@ class CelebADataModule(BatchDataModule):
                 images.append(((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8))
                 attrs.append(a.long())
             data = {"images": torch.cat(images), "attrs": torch.cat(attrs), "names": list(self.factor_names)}
-            tmp = path.with_suffix(".tmp")
-            torch.save(data, tmp)
-            os.replace(tmp, path)
+            buffer = io.BytesIO()
+            torch.save(data, buffer)
+            atomic_write(path, buffer.getbuffer(), "CelebA cache")
         data = torch.load(path, mmap=True, weights_only=True)
         self.factor_names = list(data["names"])
         return ImageTensorDataset(data["images"], data["attrs"], self.factor_names)

