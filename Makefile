@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 DATA_DIR ?= data
 
-.PHONY: help install train test test-slow bench bench-quality bench-speed bench-rectangles lint format data clean
+.PHONY: help install train test test-slow bench bench-quality bench-speed bench-rectangles bench-seeds lint format data clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -e 's/:.*## /\t/' | expand -t 20
@@ -53,6 +53,19 @@ bench-speed: $(STAMP)  ## framework vs a plain PyTorch loop, data rates, fast pa
 	$(PY) -m infogan_pl.bench.speed --rounds 5 --variant-rounds 2 --max-batch 4096
 
 bench: bench-speed bench-quality  ## both benchmarks
+
+# A seed grid is a Hydra multirun (joblib launcher, THREADS torch threads per job) followed by `report`.
+PRESETS ?= basicprop_line
+SEEDS ?= 0,1,2,3,4
+RECIPES ?= default
+JOBS ?= 2
+THREADS ?= 1
+SWEEP ?= outputs/bench-seeds/$(shell date +%Y-%m-%d_%H-%M-%S)
+bench-seeds: $(STAMP)  ## presets x seeds x recipes, then success n/N and medians per row (PRESETS, SEEDS, RECIPES, JOBS, THREADS)
+	OMP_NUM_THREADS=$(THREADS) $(PY) -m infogan_pl -m experiment=$(PRESETS) seed=$(SEEDS) recipe=$(RECIPES) \
+		hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS) hydra.sweep.dir=$(SWEEP) logger=csv \
+		trainer.enable_progress_bar=false $(ARGS); status=$$?; \
+	$(PY) -m infogan_pl.report $(SWEEP) && exit $$status
 
 bench-rectangles: $(STAMP)  ## every stability lever against BasicProp rectangles (ITERATIONS, JOBS)
 	$(PY) -m infogan_pl.bench.rectangles --iterations $(or $(ITERATIONS),3000) --jobs $(or $(JOBS),1)

@@ -9,9 +9,16 @@ import torch
 from torchvision.io import ImageReadMode, read_image
 
 from infogan_pl.data.sampling import take
-from infogan_pl.figures import code_table, mi_curve, mi_heatmap, save_grids, save_mi_table, traversal_grids
-from infogan_pl.loggers import log_mi_panel
-from infogan_pl.losses import FIXED_SIGMA_CEILING
+from infogan_pl.figures import (
+    code_table,
+    draw_curves,
+    mi_heatmap,
+    raw_grid,
+    save_mi_table,
+    save_traversals,
+    traversal_images,
+)
+from infogan_pl.loggers import CSVLogger, log_mi_panel
 from infogan_pl.metrics.evaluation import BN_MODES, Budget, evaluate_model, untrained_baseline
 
 
@@ -30,25 +37,38 @@ def log_images(trainer: L.Trainer, images: dict[str, torch.Tensor], step: int) -
 
 
 class TraversalGrid(L.Callback):
-    """Saves latent traversal grids at each validation: <dirpath>/iter<N>_cat<i>_cont<j>.png.
+    """Saves labelled latent traversals at each validation: <dirpath>/iter<N>_cat<i>_cont<j>.png.
 
     Rows: values of categorical code i; columns: continuous code j swept over [-span, span]; z and the other codes
-    fixed (seeded), as in the InfoGAN figures. Without a continuous code the columns are seeded draws of z.
-    per_value: also one grid per value of each categorical code (`iter<N>_cat0_value07.png`).
+    fixed (seeded), as in the InfoGAN figures; titled `title` (the run), the iteration and the codes. Without a
+    continuous code the columns are seeded draws of z. per_value: also one grid per value of each categorical code
+    (`iter<N>_cat0_value07.png`). The loggers that take images (W&B, TensorBoard) get the unlabelled grids.
     """
 
-    def __init__(self, dirpath: str, steps: int = 9, span: float = 2.0, seed: int = 0, per_value: bool = False) -> None:
+    def __init__(
+        self,
+        dirpath: str,
+        steps: int = 9,
+        span: float = 2.0,
+        seed: int = 0,
+        per_value: bool = False,
+        title: str = "",
+    ) -> None:
         self.dirpath, self.steps, self.span, self.seed, self.per_value = Path(dirpath), steps, span, seed, per_value
+        self.title = title
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
         was_training = pl_module.training
         pl_module.eval()
-        grids = traversal_grids(pl_module, self.steps, self.span, self.seed, self.per_value)
+        images = traversal_images(pl_module, self.steps, self.span, self.seed, self.per_value)
         pl_module.train(was_training)
-        save_grids(grids, self.dirpath, f"iter{pl_module.iteration:06d}")
-        log_images(trainer, {f"traversal/{k}": v for k, v in grids.items()}, trainer.global_step)
+        it = pl_module.iteration
+        title = f"{self.title}, iteration {it}".lstrip(", ")
+        save_traversals(images, self.dirpath, f"iter{it:06d}", self.steps, self.span, title)
+        grids = {f"traversal/{k}": raw_grid(v, self.steps) for k, v in images.items()}
+        log_images(trainer, grids, trainer.global_step)
 
 
 class Evaluation(L.Callback):
@@ -111,7 +131,6 @@ class Evaluation(L.Callback):
         figures = []
         if self.history:
             log_mi_panel(trainer, self.history)
-            figures.append(mi_curve(self.history, code_ceilings(pl_module), self.dirpath / "mi_curve.png"))
         if result.mi_matrix is not None:
             labels = (result.code_labels, result.factor_labels)
             figures.append(mi_heatmap(result.mi_matrix, *labels, self.dirpath / "mi_heatmap.png"))
@@ -122,6 +141,13 @@ class Evaluation(L.Callback):
             images = {f"figures/{p.stem}": read_image(str(p), ImageReadMode.RGB).float() / 255 for p in figures}
             log_images(trainer, images, trainer.global_step)
 
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Redraw figures/curves.png from metrics.csv, this evaluation's row included (Lightning writes the
+        evaluation's values to the loggers before this hook)."""
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        refresh_curves(trainer)
+
     def state_dict(self) -> dict:
         return {"history": {k: [list(p) for p in v] for k, v in self.history.items()}}
 
@@ -129,10 +155,9 @@ class Evaluation(L.Callback):
         self.history = {k: [tuple(p) for p in v] for k, v in state_dict.get("history", {}).items()}
 
 
-def code_ceilings(model) -> dict[str, float]:
-    """The most each code's L_I term can reach: H(c) = ln K for Cat(K); for a U(-1, 1) code with σ fixed at 1,
-    ln 2 - ½ ln 2π (learned σ has no finite ceiling: the code is left out)."""
-    ceilings = {k: v for k, v in model.latent.entropies().items() if k.startswith("cat")}
-    if not getattr(model, "learn_sigma", True):
-        ceilings.update({f"cont{j}": FIXED_SIGMA_CEILING for j in range(model.latent.continuous)})
-    return ceilings
+def refresh_curves(trainer: L.Trainer) -> None:
+    """Write out the CSV logger's rows and redraw the run's training curves from its metrics.csv."""
+    for logger in trainer.loggers:
+        if isinstance(logger, CSVLogger):
+            logger.save()
+            draw_curves(Path(logger.log_dir).parent)

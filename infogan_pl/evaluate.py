@@ -21,7 +21,7 @@ from infogan_pl.atomic import atomic_write
 from infogan_pl.build import ConfigError, build, build_labeller
 from infogan_pl.checkpointing import CONFIG_KEY, load_checkpoint_file
 from infogan_pl.data.sampling import take
-from infogan_pl.figures import code_table, mi_heatmap, save_grids, traversal_grids
+from infogan_pl.figures import code_table, mi_heatmap, save_traversals, traversal_images
 from infogan_pl.metrics.evaluation import BN_MODES, Budget, evaluate_model, untrained_baseline
 from infogan_pl.report import metrics_table
 from infogan_pl.validation import dotted_keys
@@ -76,7 +76,9 @@ def evaluate_checkpoint(path: str | Path, args: DictConfig) -> Path:
         result.metrics["metric/cat_acc_untrained"] = untrained_baseline(model, images, factors, names, kinds)
     out = Path(path).parent / f"eval_{Path(path).stem}{'_running' if bn == 'running' else ''}"
     out.mkdir(parents=True, exist_ok=True)
-    save_grids(traversal_grids(model), out, "traversal")
+    model.eval()
+    title = f"{cfg.name}, seed {cfg.seed}, iteration {iteration} ({Path(path).name})"
+    save_traversals(traversal_images(model), out, "traversal", 9, 2.0, title)
     if result.mi_matrix is not None:
         mi_heatmap(result.mi_matrix, result.code_labels, result.factor_labels, out / "mi_heatmap.png")
     for name, counts in result.tables.items():

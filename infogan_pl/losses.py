@@ -103,6 +103,44 @@ def gradient_penalty(critic, real: Tensor, fake: Tensor, generator: torch.Genera
     return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
 
 
+class R1Penalty:
+    """The zero-centred gradient penalty on real images (Mescheder et al. 2018), γ/2 · E‖∇_x D(x)‖², D's logit only.
+
+    Convention: γ/2 as in StyleGAN2-ADA's `r1_gamma` (GAN_stability's `reg_param` 10 is γ = 20 here). On point-mass
+    data like BasicProp the unregularized game does not converge; R1 makes D flat around every real image, so it
+    cannot win on a few exact pixel values. Lazy (StyleGAN2): applied every `every` iterations with weight γ·every.
+    It reuses the D step's own forward pass on the real batch (no second forward: batch-norm statistics and
+    spectral-norm power iterations advance once), and squares the gradient in float32 under mixed precision.
+    γ = 0: off, the paper's behaviour.
+    """
+
+    def __init__(self, gamma: float = 0.0, every: int = 1) -> None:
+        if gamma < 0:
+            raise ValueError(f"model.r1_gamma must be >= 0, got {gamma}.")
+        if every < 1:
+            raise ValueError(f"model.r1_every must be >= 1, got {every}.")
+        self.gamma, self.every = float(gamma), int(every)
+
+    def due(self, iteration: int) -> bool:
+        """Whether the penalty is applied at this iteration (the real batch must then require grad)."""
+        return self.gamma > 0 and iteration % self.every == 0
+
+    def __call__(self, real_logits: Tensor, real: Tensor, iteration: int) -> Tensor:
+        """γ·every/2 · mean_i ‖∂D(x_i)/∂x_i‖² for real images (B, C, H, W) that D's logits (B,) were computed from;
+        0 when not due. create_graph=True: the penalty is differentiated with respect to D's weights."""
+        if not self.due(iteration):
+            return real_logits.new_zeros(()).float()
+        (grad,) = torch.autograd.grad(real_logits.float().sum(), real, create_graph=True)
+        return 0.5 * self.gamma * self.every * grad.float().flatten(1).pow(2).sum(dim=1).mean()
+
+
+def warmup_factor(iteration: int, warmup: int) -> float:
+    """The share of an information weight λ applied at an iteration: a linear ramp (iteration + 1) / warmup over
+    the first `warmup` iterations, then 1 (warmup 0: always 1). At initialization the VAE's bound is thousands of
+    nats negative, so a full λ from the first step can collapse the posterior before reconstruction has begun."""
+    return 1.0 if warmup <= 0 else min(1.0, (iteration + 1) / warmup)
+
+
 NORMAL_ENTROPY = 0.5 * math.log(2 * math.pi * math.e)  # H of N(0, 1), nats: the VAE's code prior
 UNIFORM_ENTROPY = math.log(2.0)  # H of U(-1, 1), nats: InfoGAN's continuous codes
 

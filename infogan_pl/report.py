@@ -1,22 +1,42 @@
 """`python -m infogan_pl.report <run dirs or multirun dirs> [--out report.md]`: the study's table, our numbers.
 
 A run directory is any directory holding `config.yaml` and `summary.json` (written at the end of every run, a run
-stopped at a non-finite loss included). `metrics_table` is the table every run and `evaluate` print at the end.
+stopped at a non-finite loss included). The report has two tables: *over seeds*, one row per configuration (runs
+that differ only in their seed): how many runs succeeded (`metric/success`, n/N) and the median (range) of the
+headline metrics; and *runs*, one row per run. `metrics_table` is the table every run and `evaluate` print.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import statistics
 import sys
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from infogan_pl.atomic import atomic_write
+from infogan_pl.figures.seeds import seeds_figure
+
 COLUMNS = ["run", "experiment", "seed", "overrides", "data", "codes", "λ", "L_I per code (nats)", "cat acc"]
 COLUMNS += ["cat acc untrained", "MIG", "FID-LeNet / valid rate", "NaN at iteration", "iterations", "traversal"]
 HEADLINE = ("metric/", "mi/eval_", "val/")
+# Overrides that do not change what a run learns: runs differing only in these (and the seed) form one row over seeds.
+NOT_TRAINING = ("seed", "logger", "ckpt_path", "trainer.enable_progress_bar", "trainer.enable_model_summary")
+NOT_TRAINING_PREFIXES = ("hydra.", "paths.", "callbacks.progress.")
+# (column, metric) of the over-seeds table; a column no run has is left out.
+SEED_COLUMNS = [
+    ("cat acc", "metric/cat_acc"),
+    ("MIG", "metric/mig"),
+    ("valid rate", "metric/valid_rate"),
+    ("gen distinct", "metric/gen_distinct"),
+    ("FID-LeNet", "metric/fid_lenet"),
+    ("active dims", "metric/active_dims"),
+    ("L_I total (nats)", "mi/eval_total"),
+]
 
 
 def metrics_table(metrics: dict[str, float]) -> str:
@@ -94,14 +114,75 @@ def row(run: Path, relative_to: Path) -> list[str]:
     ]
 
 
+def configuration(summary: dict) -> tuple[str, tuple[str, ...]]:
+    """What a run trained, seed aside: its experiment and the overrides that change training, in order."""
+    kept = []
+    for override in summary.get("overrides") or []:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key not in NOT_TRAINING and not key.startswith(NOT_TRAINING_PREFIXES):
+            kept.append(override)
+    return summary["experiment"], tuple(kept)
+
+
+def median_range(values: list[float]) -> str:
+    """`median (min–max)` of the finite values, `—` when there are none."""
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return "—"
+    med = statistics.median(values)
+    return f"{med:.3f}" if len(values) == 1 else f"{med:.3f} ({min(values):.3f}–{max(values):.3f})"
+
+
+def seed_groups(runs: list[Path]) -> dict[tuple[str, tuple[str, ...]], list[dict]]:
+    """Runs grouped by configuration (experiment + training overrides), each a list of summaries sorted by seed."""
+    groups: dict[tuple[str, tuple[str, ...]], list[dict]] = {}
+    for run in runs:
+        summary = json.loads((run / "summary.json").read_text())
+        groups.setdefault(configuration(summary), []).append(summary)
+    for summaries in groups.values():
+        summaries.sort(key=lambda s: (str(type(s.get("seed"))), s.get("seed")))
+    return groups
+
+
+def seeds_table(groups: dict[tuple[str, tuple[str, ...]], list[dict]]) -> list[str]:
+    """One row per configuration: runs, seeds, successes n/N (a run stopped at a non-finite loss counts as a failure;
+    `—` when no criterion applies), NaN stops, and the median (range) of each headline metric over its runs."""
+    columns = [
+        (name, key) for name, key in SEED_COLUMNS if any(key in s["metrics"] for g in groups.values() for s in g)
+    ]
+    header = ["experiment", "overrides", "runs", "seeds", "torch threads", "success", "NaN stops"]
+    header += [name for name, _ in columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for (experiment, overrides), summaries in sorted(groups.items()):
+        judged = [s for s in summaries if s["metrics"].get("metric/success") is not None or s.get("nan_iteration")]
+        wins = sum(1 for s in judged if s["metrics"].get("metric/success") == 1)
+        nans = sum(1 for s in summaries if s.get("nan_iteration") is not None)
+        cells = [
+            experiment,
+            f"`{' '.join(overrides)}`" if overrides else "—",
+            str(len(summaries)),
+            ",".join(str(s.get("seed")) for s in summaries),
+            ",".join(sorted({str((s.get("machine") or {}).get("torch_threads", "?")) for s in summaries})),
+            f"{wins}/{len(judged)}" if judged else "—",
+            str(nans),
+            *[median_range([s["metrics"].get(key) for s in summaries]) for _, key in columns],
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def report(paths: list[Path], out: Path) -> str:
     runs = find_runs(paths)
     if not runs:
         raise FileNotFoundError(f"no finished runs (config.yaml + summary.json) under {', '.join(map(str, paths))}")
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(row(run, out.parent)) + " |" for run in runs]
-    text = "# infogan_pl report\n\n" + "\n".join(lines) + "\n"
-    out.write_text(text)
+    groups = seed_groups(runs)
+    seeds = seeds_table(groups)
+    figure = seeds_figure(groups, out.with_suffix(".png"))
+    seeds.append(f"\n![one point per seed]({figure.name})")
+    text = "# infogan_pl report\n\n## Over seeds\n\n" + "\n".join(seeds) + "\n\n## Runs\n\n" + "\n".join(lines) + "\n"
+    atomic_write(out, text)
     return text
 
 

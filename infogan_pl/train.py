@@ -7,6 +7,7 @@ was refused before anything was written (one line on stderr); 3 training stopped
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -23,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from infogan_pl.atomic import WriteFailed, atomic_write
 from infogan_pl.build import CONFIG_DIR, ConfigError, build, build_callbacks, build_loggers, build_trainer
-from infogan_pl.callbacks import Evaluation
+from infogan_pl.callbacks import Evaluation, refresh_curves
 from infogan_pl.checkpointing import effective_overrides, resume_path, resumed_iteration, stored_invocations
 from infogan_pl.loggers import CSVLogger, finish_wandb
 from infogan_pl.report import metrics_table
@@ -85,14 +86,17 @@ def run(cfg: DictConfig) -> Outcome:
             "experiment": cfg.name,
             "run_dir": str(out),
             "seed": cfg.seed,
+            "optimized_metric": cfg.optimized_metric,
             "overrides": effective_overrides(invocations),  # what it trained with, over every invocation
             "invocations": invocations,  # each command line's overrides, in order (a resume adds one)
+            "machine": machine(),
             "iterations": model.iteration,
             "nan_iteration": guard.stopped_at if guard is not None else None,
             "nan_loss": {"name": bad[0], "value": str(bad[1])} if bad else None,
             "metrics": {k: v if math.isfinite(v) else None for k, v in metrics.items()},  # strict JSON: null
         }
         atomic_write(out / "summary.json", json.dumps(summary, indent=2, sort_keys=True, allow_nan=False))
+        refresh_curves(trainer)  # the closing evaluation and a NaN stop included
         if nan_message:
             print(f"error: {nan_message}", file=sys.stderr)
         else:
@@ -100,6 +104,21 @@ def run(cfg: DictConfig) -> Outcome:
             print(f"Finished {cfg.name}: {model.iteration} iterations, {cfg.optimized_metric} = {value:.4f}")
         print(f"Outputs in {out}")
     return Outcome(value, guard.stopped_at if guard is not None else None)
+
+
+def machine() -> dict:
+    """Where a run ran: a GAN's trajectory depends on the float summation order, which changes with the CPU (or GPU)
+    and the number of torch threads, so the same seed is another run elsewhere."""
+    import platform
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        cpu = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), cpu)
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    return {"cpu": cpu, "gpu": gpu, "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
 
 
 def _fail(message: str, code: int) -> None:

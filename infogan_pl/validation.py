@@ -179,6 +179,7 @@ class ValidateConfig(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         """Exit non-zero when a job failed, naming each (the others have finished)."""
         sweep_dir = Path(OmegaConf.select(config, "hydra.sweep.dir"))
+        print(f"Sweep finished in {sweep_dir}; its table over seeds: python -m infogan_pl.report {sweep_dir}")
         failed = sorted(sweep_dir.glob("*/error.txt"), key=lambda p: p.parent.name)
         if failed:
             lines = [f"  job {p.parent.name}: {p.read_text().strip()}" for p in failed]

@@ -107,7 +107,8 @@ def test_evaluate_reports_a_missing_checkpoint_in_one_line(tmp_path, capsys):
 def test_report_regenerates_the_study_table_from_run_dirs(runs, capsys):
     assert report.main([str(runs)]) == 0
     text = (runs / "report.md").read_text()
-    table = [line for line in text.splitlines() if line.startswith("| ") and "experiment" not in line]
+    runs_table = text.split("## Runs")[1]
+    table = [line for line in runs_table.splitlines() if line.startswith("| ") and "experiment" not in line]
     assert len(table) == 2
     line = next(t for t in table if t.startswith("| basicprop_line"))
     assert "foreground noise" in line and "z62 + Cat(10) + 2×U(-1,1)" in line and "valid " in line

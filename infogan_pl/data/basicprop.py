@@ -166,6 +166,6 @@ class BasicPropDataModule(BatchDataModule):
         # The validation stream uses another seed, so its noise never repeats a training image's.
         self.val_set = BasicProp(variant, val_size, noise, seed + 7919)
         self.batch_size, self.seed, self.num_workers = int(batch_size), int(seed), int(num_workers)
-        self.variant = variant
+        self.variant = self.task = variant
         self.factor_names, self.factor_kinds = self.train_set.factor_names, self.train_set.factor_kinds
         self.channels, self.image_size = self.train_set.channels, 28

@@ -88,6 +88,8 @@ def load_mnist(root: str | Path, train: bool, download: bool) -> ImageTensorData
 class MNISTDataModule(BatchDataModule):
     """MNIST 60k train / 10k test (the test set is used for validation), images in [-1, 1]."""
 
+    task = "mnist"
+
     def __init__(
         self,
         data_dir: str = "data",

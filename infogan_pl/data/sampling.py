@@ -139,6 +139,7 @@ class BatchDataModule(L.LightningDataModule):
     factor_kinds: list[str] | None = None  # per factor "categorical" / "continuous"; None: all categorical
     factors_are_generative: bool = False  # the factors are exactly what generated each image: MIG applies
     factors_are_attributes: bool = False  # binary attributes (CelebA), not classes: code x attribute MI table only
+    task: str | None = None  # what a run on this data must learn (metrics/success.py): line, rectangles, mnist, ...
 
     def check(self, world_size: int = 1) -> None:
         """Before training: the data is present and sound and one batch fits each of `world_size` processes;

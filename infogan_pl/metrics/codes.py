@@ -124,3 +124,24 @@ def continuous_factor_accuracy(cont: np.ndarray, factors: np.ndarray, factor_nam
         out[f"metric/cont_acc/{name}"] = best
     out["metric/cont_acc"] = float(np.mean([out[f"metric/cont_acc/{n}"] for n in factor_names]))
     return out
+
+
+ACTIVE_KL = 0.1  # nats: a code dimension whose mean KL to the prior is below this carries (almost) nothing
+
+
+@torch.no_grad()
+def posterior_metrics(model, images: Tensor) -> dict[str, float]:
+    """A VAE's posterior on held-out real images (N, C, H, W): `metric/active_dims`, the dimensions whose KL(q(z_j|x)
+    ‖ N(0, 1)), averaged over the images, exceeds 0.1 nats (a collapsed posterior has none), and `metric/recon`,
+    -log p(x | z = μ(x)) in nats per image (the decoder fed the posterior mean)."""
+    kls, recons = [], []
+    for chunk in images.split(1000):
+        chunk = chunk.to(model.device)
+        q = model.encode(chunk)
+        kls.append(model.kl_per_dim(q) * len(chunk))
+        recons.append(model.reconstruction(model.decode_logits(q.mean), chunk) * len(chunk))
+    kl = torch.stack(kls).sum(0) / len(images)
+    return {
+        "metric/active_dims": float((kl > ACTIVE_KL).sum()),
+        "metric/recon": float(torch.stack(recons).sum() / len(images)),
+    }

@@ -18,10 +18,11 @@ from torch import Tensor, nn
 from infogan_pl.augment import RandomAffine
 from infogan_pl.data.sampling import take
 from infogan_pl.losses import paired_mutual_information
-from infogan_pl.metrics.codes import code_metrics, code_tables
+from infogan_pl.metrics.codes import code_metrics, code_tables, posterior_metrics
 from infogan_pl.metrics.disentanglement import mutual_information_matrix
 from infogan_pl.metrics.generated import batched, eval_mutual_information, fixed_latents, generated_metrics
 from infogan_pl.metrics.lenet import fid
+from infogan_pl.metrics.success import success
 from infogan_pl.nets import init_weights
 
 BN_MODES = ("running", "recalibrate")
@@ -192,6 +193,8 @@ def _evaluate(model, datamodule, budget: Budget, labeller) -> Evaluation:
             metrics.update(m)
             tables = code_tables(cat, factors, names, sizes, kinds)
         metrics.update(eval_mutual_information(model, budget.mi, budget.seed))
+        if hasattr(model, "kl_per_dim"):  # a VAE: is its posterior alive?
+            metrics.update(posterior_metrics(model, images))
         if model.latent.categorical and not datamodule.factors_are_generative:  # BasicProp's factors move with t
             metrics["metric/consistency"] = consistency(model, images, budget.seed)
         if labeller is not None and model.latent.has_codes and not datamodule.factors_are_attributes:
@@ -203,4 +206,7 @@ def _evaluate(model, datamodule, budget: Budget, labeller) -> Evaluation:
         g_input, _ = fixed_latents(model.latent, len(real), budget.seed, model.device)
         fake = torch.cat(batched(model.generate, g_input)).cpu()
         metrics["metric/fid_lenet"] = fid(features, real, fake)
+    verdict = success(metrics, datamodule.task, len(model.latent.categorical))
+    if verdict is not None:
+        metrics["metric/success"] = verdict
     return Evaluation(metrics, matrix, labels, list(datamodule.factor_names), tables)

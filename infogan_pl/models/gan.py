@@ -9,8 +9,9 @@ import torch
 from torch import Tensor, nn
 
 from infogan_pl.checkpointing import rng_state, set_rng_state
+from infogan_pl.ema import WeightEMA
 from infogan_pl.latent import Codes, LatentSpec
-from infogan_pl.losses import AdversarialLoss, NonSaturating, gradient_penalty
+from infogan_pl.losses import AdversarialLoss, NonSaturating, R1Penalty, gradient_penalty
 from infogan_pl.models.guard import NaNGuard
 from infogan_pl.nets import Discriminator, Generator
 from infogan_pl.noise import InstanceNoise
@@ -32,6 +33,9 @@ class GAN(L.LightningModule):
     for WGAN-GP); every `d_steps_per_g`-th batch also a G step (G only). Both players see the data through `noise`
     (instance noise, fresh every step). Lightning's `trainer.max_steps` counts optimizer steps: with
     d_steps_per_g = 1 an iteration is 2 of them.
+    Stabilizers, each off at its neutral value: `r1_gamma` (R1 on real images, every `r1_every` iterations),
+    `g_ema_decay` (an average of G's weights from `g_ema_start`, what the evaluation draws with); spectral norm and
+    resize-convolution are options of the networks (model.discriminator.spectral_norm, model.generator.upsample).
     """
 
     def __init__(
@@ -54,6 +58,10 @@ class GAN(L.LightningModule):
         compile: bool = False,
         compile_mode: str = "default",
         nan: NaNGuard | None = None,
+        r1_gamma: float = 0.0,
+        r1_every: int = 1,
+        g_ema_decay: float = 0.0,
+        g_ema_start: int = 0,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -79,6 +87,8 @@ class GAN(L.LightningModule):
         self.d_steps_per_g = int(d_steps_per_g)
         self.channels_last, self.compile_mode = channels_last, compile_mode if compile else None
         self.guard = nan if nan is not None else NaNGuard()
+        self.r1 = R1Penalty(r1_gamma, r1_every)
+        self.g_ema = WeightEMA(self.generator, g_ema_decay, g_ema_start) if g_ema_decay else None
         self.seed = int(seed)
         self._iteration = 0  # batches trained on; saved in checkpoints
         self.step_metrics: dict[str, float] = {}  # the last written iteration's training metrics
@@ -154,8 +164,10 @@ class GAN(L.LightningModule):
         return self.latent.sample(batch, device=self.device, generator=generator)
 
     def generate(self, latent_input: Tensor) -> Tensor:
-        """Images (B, C, H, W) in [-1, 1] for generator inputs (B, input_dim)."""
-        return self.generator(latent_input.to(self.device))
+        """Images (B, C, H, W) in [-1, 1] for generator inputs (B, input_dim), drawn by the average of G's weights
+        when there is one (what every evaluation, figure and `evaluate` sees), else by G."""
+        generator = self.g_ema if self.g_ema is not None else self.generator
+        return generator(latent_input.to(self.device))
 
     def traversals(
         self, steps: int = 9, span: float = 2.0, seed: int = 0, per_value: bool = False
@@ -200,10 +212,10 @@ class GAN(L.LightningModule):
         fake = self.generator(g_input)
 
         with self.toggled_optimizer(opt_d):
-            real_seen = self.noise(real, it, rng)
+            real_seen = self.noise(real, it, rng).requires_grad_(self.r1.due(it))
             real_logits, real_features = self.discriminator(real_seen)
             fake_logits, fake_features = self.discriminator(self.noise(fake.detach(), it, rng))
-            loss_d = self.loss.d_loss(real_logits, fake_logits)
+            loss_d = self.loss.d_loss(real_logits, fake_logits) + self.r1(real_logits, real_seen, it)
             if self.loss.penalty_weight:
                 penalty = gradient_penalty(self.discriminator, real_seen, self.noise(fake.detach(), it, rng), rng)
                 loss_d = loss_d + self.loss.penalty_weight * penalty
@@ -219,6 +231,8 @@ class GAN(L.LightningModule):
                 loss_g = self.loss.g_loss(g_logits) + self.generator_info_loss(g_features, codes)
                 if not self._optimizer_step(opt_g, {"loss/g": loss_g}):
                     return self._end_iteration(it)
+            if self.g_ema is not None:
+                self.g_ema.update(self.generator, it)
             self._last_loss_g = loss_g.detach()  # logged at the next written batch, as with d_steps_per_g > 1
         for sched in self.lr_schedulers() or []:
             sched.step()

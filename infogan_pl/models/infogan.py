@@ -13,6 +13,7 @@ from infogan_pl.losses import (
     mutual_information_lower_bound,
     paired_mutual_information,
     real_mutual_information,
+    warmup_factor,
 )
 from infogan_pl.models.gan import GAN
 from infogan_pl.nets import QHead, QOutput
@@ -50,6 +51,7 @@ class InfoGAN(GAN):
         self,
         *args,
         lambda_info: float = 1.0,
+        lambda_warmup: int = 0,
         lr_q: float = 2e-4,
         mi_trains_trunk: bool = True,
         learn_sigma: bool = False,
@@ -71,9 +73,11 @@ class InfoGAN(GAN):
             raise ValueError(f"model.lambda_info must be >= 0, got {lambda_info}.")
         if lr_q <= 0:
             raise ValueError(f"model.lr_q must be > 0, got {lr_q}.")
+        if lambda_warmup < 0:
+            raise ValueError(f"model.lambda_warmup must be >= 0 iterations, got {lambda_warmup}.")
         if not self.latent.has_codes:
             raise ValueError("InfoGAN needs latent codes: set latent.categorical or latent.continuous.")
-        self.lambda_info, self.lr_q = float(lambda_info), float(lr_q)
+        self.lambda_info, self.lambda_warmup, self.lr_q = float(lambda_info), int(lambda_warmup), float(lr_q)
         self.real_mi, self.consistency = float(real_mi), float(consistency)
         self.augment = augment if augment is not None else RandomAffine()
         self._last_q = None
@@ -90,6 +94,11 @@ class InfoGAN(GAN):
         """λ = 0: Q measures L_I without influencing D or G."""
         return self.lambda_info == 0.0
 
+    @property
+    def info_weight(self) -> float:
+        """λ at this iteration: ramped up linearly over the first `lambda_warmup` iterations, then λ."""
+        return self.lambda_info * warmup_factor(self._iteration, self.lambda_warmup)
+
     def discriminator_param_groups(self) -> list[dict]:
         return super().discriminator_param_groups() + [{"params": list(self.q_head.parameters()), "lr": self.lr_q}]
 
@@ -98,7 +107,7 @@ class InfoGAN(GAN):
         q = self.q_head(fake_features if trunk_learns else fake_features.detach())
         self._last_q = (q, codes)
         mi = mutual_information_lower_bound(q, codes)
-        weight = 1.0 if self.is_probe else self.lambda_info
+        weight = 1.0 if self.is_probe else self.info_weight
         return -weight * mi["total"], mi
 
     def real_data_loss(
@@ -149,4 +158,4 @@ class InfoGAN(GAN):
         learns to decode c from whatever G makes of it."""
         if self.is_probe or self.info_objective == "encoder_loss":
             return fake_features.new_zeros(())
-        return -self.lambda_info * mutual_information_lower_bound(self.q_head(fake_features), codes)["total"]
+        return -self.info_weight * mutual_information_lower_bound(self.q_head(fake_features), codes)["total"]

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from infogan_pl.latent import Codes, LatentSpec
-from infogan_pl.losses import NORMAL_ENTROPY, mutual_information_lower_bound
+from infogan_pl.losses import NORMAL_ENTROPY, mutual_information_lower_bound, warmup_factor
 from infogan_pl.nets import Discriminator, Generator, QOutput
 
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -41,6 +41,7 @@ class VAE(L.LightningModule):
         generator: Callable[..., nn.Module] = Generator,
         discriminator: Callable[..., nn.Module] = Discriminator,
         lambda_info: float = 0.0,
+        lambda_warmup: int = 0,
         mi_dims: list[int] | None = None,
         likelihood: str = "bernoulli",
         likelihood_std: float = 0.1,
@@ -55,6 +56,8 @@ class VAE(L.LightningModule):
             raise ValueError("the VAE's code is latent.z_dim >= 1 dimensions with z_prior normal and no other codes.")
         if lambda_info < 0 or lr <= 0 or likelihood_std <= 0:
             raise ValueError(f"model.lambda_info >= 0, model.lr > 0 and likelihood_std > 0, got {lambda_info}, {lr}.")
+        if lambda_warmup < 0:
+            raise ValueError(f"model.lambda_warmup must be >= 0 iterations, got {lambda_warmup}.")
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"model.likelihood must be one of {LIKELIHOODS}, got {likelihood!r}.")
         d = latent.z_dim
@@ -68,6 +71,7 @@ class VAE(L.LightningModule):
             likelihood_std,
         )
         self.lr, self.betas, self.seed = float(lr), tuple(float(b) for b in betas), int(seed)
+        self.lambda_warmup = int(lambda_warmup)
         self.mi_dims = mi_dims
         self.free_dims = [i for i in range(d) if i not in mi_dims]
         self.encoder = discriminator(channels=channels, image_size=image_size)
@@ -150,7 +154,8 @@ class VAE(L.LightningModule):
         if self.lambda_info:
             z, _ = self.sample(len(images), gen)
             info = self.information(z, ["regularized"])
-            loss = loss - self.lambda_info * info["regularized"]
+            weight = self.lambda_info * warmup_factor(self._iteration, self.lambda_warmup)
+            loss = loss - weight * info["regularized"]
         elif written:  # measured only: in eval mode, so no batch-norm statistic moves (λ = 0 is the plain VAE)
             z, _ = self.sample(len(images), gen)
             self.eval()

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from infogan_pl.nets.mnist import TrunkAndHead, check_slope, init_weights, norm_layer
+from infogan_pl.nets.mnist import (
+    TrunkAndHead,
+    check_slope,
+    init_weights,
+    norm_layer,
+    spectral_norm_layers,
+    upsample_conv,
+)
 
 _SIZES = (32, 64)
 
@@ -19,10 +26,11 @@ class ConvGenerator(nn.Module):
     """G: (B, input_dim) -> (B, channels, S, S) in [-1, 1], S = 32 or 64.
 
     32: FC 2*2*448 BN ReLU -> upconv 256 BN ReLU -> upconv 128 ReLU -> upconv 64 ReLU -> upconv channels tanh
-    (4x4 stride 2 each); 64 inserts one more upconv 64 ReLU before the last.
+    (4x4 stride 2 each); 64 inserts one more upconv 64 ReLU before the last. `upsample=resize`: nearest upsample +
+    conv 3x3 instead of each upconv.
     """
 
-    def __init__(self, input_dim: int, channels: int = 3, image_size: int = 32) -> None:
+    def __init__(self, input_dim: int, channels: int = 3, image_size: int = 32, upsample: str = "transposed") -> None:
         super().__init__()
         _check_size(image_size)
         ups = [(448, 256, True), (256, 128, False), (128, 64, False)]
@@ -35,10 +43,10 @@ class ConvGenerator(nn.Module):
             nn.Unflatten(1, (448, 2, 2)),
         ]
         for c_in, c_out, bn in ups:
-            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=not bn)]
+            layers += [upsample_conv(c_in, c_out, upsample, bias=not bn)]
             layers += [nn.BatchNorm2d(c_out)] if bn else []
             layers += [nn.ReLU(inplace=True)]
-        layers += [nn.ConvTranspose2d(64, channels, 4, 2, 1), nn.Tanh()]
+        layers += [upsample_conv(64, channels, upsample), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         init_weights(self)
 
@@ -50,10 +58,18 @@ class ConvDiscriminator(TrunkAndHead):
     """Shared trunk + D head. (B, channels, S, S) -> (logit (B,), features (B, 256 * 4 * 4)).
 
     Trunk: conv 64 lReLU -> conv 128 norm lReLU -> conv 256 norm lReLU (4x4 stride 2; 64x64 adds conv 256 norm
-    lReLU); norm is batch norm by default, layer norm (or none) for WGAN-GP.
+    lReLU); norm is batch norm by default, layer norm (or none) for WGAN-GP. `spectral_norm`: every conv / linear
+    layer of the trunk and the D head spectrally normalized.
     """
 
-    def __init__(self, channels: int = 3, image_size: int = 32, leaky_slope: float = 0.1, norm: str = "batch") -> None:
+    def __init__(
+        self,
+        channels: int = 3,
+        image_size: int = 32,
+        leaky_slope: float = 0.1,
+        norm: str = "batch",
+        spectral_norm: bool = False,
+    ) -> None:
         super().__init__()
         _check_size(image_size)
         check_slope(leaky_slope)
@@ -70,3 +86,5 @@ class ConvDiscriminator(TrunkAndHead):
         self.feature_dim = 256 * 4 * 4
         self.head = nn.Linear(self.feature_dim, 1)
         init_weights(self)
+        if spectral_norm:
+            spectral_norm_layers(self)

@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from torch import Tensor, nn
+from torch.nn.utils import parametrizations
+
+UPSAMPLES = ("transposed", "resize")
 
 
 def init_weights(module: nn.Module) -> None:
@@ -19,16 +22,41 @@ def init_weights(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+def upsample_conv(c_in: int, c_out: int, mode: str = "transposed", bias: bool = True) -> nn.Module:
+    """A 2x upsampling layer of G: the paper's transposed conv 4x4 stride 2, or resize-convolution (nearest upsample
+    + conv 3x3, Odena et al. 2016), which cannot leave the transposed conv's checkerboard pattern."""
+    if mode == "transposed":
+        return nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=bias)
+    if mode == "resize":
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, 1, 1, bias=bias))
+    raise ValueError(f"model.generator.upsample must be one of {UPSAMPLES}, got {mode!r}.")
+
+
+def spectral_norm_layers(module: nn.Module) -> nn.Module:
+    """Every conv and linear layer of `module` spectrally normalized (Miyato et al. 2018: each weight divided by its
+    largest singular value, estimated by one power iteration per training forward pass), in place; returns it."""
+    layers = [m for m in module.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear)]
+    for layer in layers:
+        parametrizations.spectral_norm(layer)
+    return module
+
+
 class Generator(nn.Module):
     """G: (B, input_dim) -> (B, channels, 28, 28) in [-1, 1].
 
     FC 1024 BN ReLU -> FC 7*7*128 BN ReLU -> upconv 4x4 s2 64 BN ReLU -> upconv 4x4 s2 channels tanh.
     `hidden` is the width of the first FC layer (the paper's 1024). `tanh=False` returns the pre-tanh values (a
-    VAE decoder's logits).
+    VAE decoder's logits). `upsample`: `transposed` (the paper) or `resize` (nearest upsample + conv 3x3).
     """
 
     def __init__(
-        self, input_dim: int, channels: int = 1, hidden: int = 1024, image_size: int = 28, tanh: bool = True
+        self,
+        input_dim: int,
+        channels: int = 1,
+        hidden: int = 1024,
+        image_size: int = 28,
+        tanh: bool = True,
+        upsample: str = "transposed",
     ) -> None:
         super().__init__()
         check_28(image_size)
@@ -42,10 +70,10 @@ class Generator(nn.Module):
             nn.BatchNorm1d(7 * 7 * 128),
             nn.ReLU(inplace=True),
             nn.Unflatten(1, (128, 7, 7)),
-            nn.ConvTranspose2d(128, 64, 4, 2, 1, bias=False),
+            upsample_conv(128, 64, upsample, bias=False),
             nn.BatchNorm2d(64),
             nn.ReLU(inplace=True),
-            nn.ConvTranspose2d(64, channels, 4, 2, 1),
+            upsample_conv(64, channels, upsample),
             nn.Tanh() if tanh else nn.Identity(),
         )
         init_weights(self)
@@ -140,11 +168,18 @@ class Discriminator(TrunkAndHead):
     """Shared trunk + D head (one logit). (B, channels, 28, 28) -> features (B, 1024) -> logit (B,).
 
     Trunk: conv 4x4 s2 64 lReLU -> conv 4x4 s2 128 norm lReLU -> FC 1024 norm lReLU (norm: batch by default).
-    `hidden` is the width of the FC layer, i.e. of the features Q reads (the paper's 1024).
+    `hidden` is the width of the FC layer, i.e. of the features Q reads (the paper's 1024). `spectral_norm`: every
+    conv / linear layer of the trunk and the D head spectrally normalized (the Q head is not D's).
     """
 
     def __init__(
-        self, channels: int = 1, leaky_slope: float = 0.1, norm: str = "batch", hidden: int = 1024, image_size: int = 28
+        self,
+        channels: int = 1,
+        leaky_slope: float = 0.1,
+        norm: str = "batch",
+        hidden: int = 1024,
+        image_size: int = 28,
+        spectral_norm: bool = False,
     ) -> None:
         super().__init__()
         check_28(image_size)
@@ -165,3 +200,5 @@ class Discriminator(TrunkAndHead):
         self.head = nn.Linear(hidden, 1)
         self.feature_dim = hidden
         init_weights(self)
+        if spectral_norm:
+            spectral_norm_layers(self)

@@ -1,4 +1,4 @@
-"""Figures in the style of the papers: traversal grids, the code x factor MI heatmap, the MI-per-code curve."""
+"""What the codes mean on real data: the code x factor MI heatmap and table, and code value x factor value counts."""
 
 from __future__ import annotations
 
@@ -9,33 +9,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import Tensor  # noqa: E402
-from torchvision.utils import make_grid, save_image  # noqa: E402
-
-
-@torch.no_grad()
-def traversal_grids(
-    model, steps: int = 9, span: float = 2.0, seed: int = 0, per_value: bool = False
-) -> dict[str, Tensor]:
-    """The model's traversals (`model.traversals`: InfoGAN rows are categorical values, columns sweep a continuous
-    code over [-span, span] with z fixed; a VAE sweeps each regularized dimension) drawn as image grids.
-    Returns {name: image (3, H, W) in [0, 1]}, names like `cat0_cont1`, `cat0_samples`, `samples` or `z0`."""
-    grids = {}
-    for name, inputs in model.traversals(steps, span, seed, per_value).items():
-        images = model.generate(inputs).float().cpu()
-        grids[name] = make_grid(images, nrow=steps, normalize=True, value_range=(-1, 1), pad_value=0.5)
-    return grids
-
-
-def save_grids(grids: dict[str, Tensor], directory: Path, prefix: str) -> list[Path]:
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, grid in grids.items():
-        path = directory / f"{prefix}_{name}.png"
-        save_image(grid, path)
-        paths.append(path)
-    return paths
 
 
 def mi_heatmap(matrix: np.ndarray, codes: list[str], factors: list[str], path: Path) -> Path:
@@ -48,28 +21,6 @@ def mi_heatmap(matrix: np.ndarray, codes: list[str], factors: list[str], path: P
         ax.text(c, r, f"{v:.2f}", ha="center", va="center", color="w" if v < matrix.max() / 2 else "k", fontsize=8)
     fig.colorbar(im, ax=ax, label="MI (nats)")
     ax.set_title("I(code; factor) on real data")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-def mi_curve(history: dict[str, list[tuple[int, float]]], ceilings: dict[str, float], path: Path) -> Path:
-    """L_I per code over training iterations, with the ceiling of each code's term dashed (H(c) = ln K for Cat(K);
-    ln 2 - ½ ln 2π for a U(-1, 1) code with σ fixed at 1)."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for name, points in sorted(history.items()):
-        if not points:
-            continue
-        x, y = zip(*points, strict=True)
-        (line,) = ax.plot(x, y, marker="o", ms=3, label=name)
-        if name in ceilings:
-            ax.axhline(ceilings[name], color=line.get_color(), ls="--", lw=0.8)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("L_I (nats)")
-    ax.set_title("Mutual-information lower bound per code (dashed: its ceiling)")
-    ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

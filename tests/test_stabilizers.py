@@ -1,0 +1,174 @@
+"""The stabilizers, each a unit: R1, spectral norm, the average of G's weights, resize-convolution, λ warm-up."""
+
+import pytest
+import torch
+from torch import nn
+
+from infogan_pl.data import BasicPropDataModule
+from infogan_pl.ema import WeightEMA
+from infogan_pl.losses import R1Penalty, warmup_factor
+from infogan_pl.models import VAE, InfoGAN
+from infogan_pl.nets import Discriminator, Generator
+from infogan_pl.nets.conv import ConvDiscriminator, ConvGenerator
+from infogan_pl.nets.mnist import spectral_norm_layers
+from tests.helpers import SPEC, fit
+
+TINY_NETS = {
+    "generator": lambda **kw: Generator(hidden=32, **kw),
+    "discriminator": lambda **kw: Discriminator(hidden=32, **kw),
+}
+
+
+def _tiny_d() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(12, 5), nn.Tanh(), nn.Linear(5, 1))
+
+
+def test_r1_is_half_gamma_times_the_mean_squared_input_gradient_of_each_real_image():
+    d, x = _tiny_d(), torch.randn(4, 1, 3, 4)
+    real = x.clone().requires_grad_(True)
+    penalty = R1Penalty(gamma=3.0)(d(real).squeeze(1), real, iteration=0)
+    per_image = []
+    for i in range(4):
+        xi = x[i : i + 1].clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(d(xi).sum(), xi)
+        per_image.append(g.pow(2).sum())
+    assert penalty.item() == pytest.approx(1.5 * torch.stack(per_image).mean().item(), rel=1e-6)
+
+
+def test_r1_gradient_with_respect_to_the_weights_matches_autograd_of_the_explicit_penalty():
+    d, x = _tiny_d(), torch.randn(4, 1, 3, 4)
+    real = x.clone().requires_grad_(True)
+    R1Penalty(gamma=2.0)(d(real).squeeze(1), real, iteration=0).backward()
+    ours = [p.grad for p in d.parameters()]
+    assert ours[-1] is None  # the output bias moves no input gradient
+    d.zero_grad(set_to_none=True)
+    w1, b1, w2 = d[1].weight, d[1].bias, d[3].weight  # D(x) = w2 tanh(w1 x + b1) + b2: ∇_x D = w1^T (w2 ⊙ (1 - h²))
+    h = torch.tanh(x.flatten(1) @ w1.T + b1)
+    grad_x = ((1 - h**2) * w2) @ w1
+    explicit = grad_x.pow(2).sum(1).mean()  # γ/2 = 1
+    explicit.backward()
+    for mine, reference in zip(ours[:-1], [p.grad for p in d.parameters()][:-1], strict=True):
+        torch.testing.assert_close(mine, reference)
+
+
+def test_lazy_r1_applies_every_n_iterations_with_n_times_the_weight_and_gamma_zero_is_off():
+    d, x = _tiny_d(), torch.randn(4, 1, 3, 4).requires_grad_(True)
+    every = R1Penalty(gamma=1.0, every=4)
+    assert [every.due(i) for i in range(5)] == [True, False, False, False, True]
+    assert every(d(x).squeeze(1), x, 1).item() == 0.0
+    assert every(d(x).squeeze(1), x, 0).item() == pytest.approx(4 * R1Penalty(1.0)(d(x).squeeze(1), x, 0).item())
+    assert not R1Penalty(0.0).due(0)
+    with pytest.raises(ValueError, match="model.r1_gamma"):
+        R1Penalty(-1.0)
+
+
+def test_r1_trains_the_discriminator_through_the_shared_trunk_under_bf16_autocast(tmp_path):
+    model = InfoGAN(SPEC, r1_gamma=10.0, **TINY_NETS)
+    data = BasicPropDataModule("line", train_size=96, val_size=32, batch_size=16, noise="foreground")
+    fit(model, data, max_steps=4, root=tmp_path, precision="bf16-mixed")
+    assert model.iteration == 2
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_spectral_norm_keeps_every_layers_largest_singular_value_near_one_after_power_iterations():
+    torch.manual_seed(0)
+    d = Discriminator(hidden=64, spectral_norm=True)
+    x = torch.randn(16, 1, 28, 28)
+    for _ in range(30):  # each training forward pass runs one power iteration
+        d(x)
+    layers = [m for m in d.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    assert len(layers) == 4  # two convs, the FC layer and the D head
+    for layer in layers:
+        sigma = torch.linalg.matrix_norm(layer.weight.detach().flatten(1), ord=2)
+        assert sigma.item() == pytest.approx(1.0, abs=0.02)
+    plain = Discriminator(hidden=64)
+    assert torch.linalg.matrix_norm(plain.trunk[0].weight.detach().flatten(1), ord=2) < 0.8  # N(0, 0.02) init
+
+
+def test_spectral_norm_wraps_the_colour_discriminator_and_works_without_batch_norm():
+    d = ConvDiscriminator(spectral_norm=True, norm="none")
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in d.modules())
+    assert sum(hasattr(m, "parametrizations") for m in d.modules()) == 4
+    assert d(torch.randn(2, 3, 32, 32))[0].shape == (2,)
+    assert spectral_norm_layers(nn.Sequential(nn.ReLU())) is not None  # nothing to wrap: unchanged
+
+
+def test_resize_convolution_generators_draw_the_right_size_without_transposed_convolutions():
+    g = Generator(input_dim=74, upsample="resize")
+    assert g(torch.randn(3, 74)).shape == (3, 1, 28, 28)
+    assert not any(isinstance(m, nn.ConvTranspose2d) for m in g.modules())
+    assert any(isinstance(m, nn.Upsample) for m in g.modules())
+    assert ConvGenerator(input_dim=10, upsample="resize")(torch.randn(2, 10)).shape == (2, 3, 32, 32)
+    with pytest.raises(ValueError, match="model.generator.upsample"):
+        Generator(input_dim=74, upsample="bilinear")
+
+
+def test_the_average_copies_before_start_and_then_moves_by_one_minus_decay():
+    live = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+    ema = WeightEMA(live, decay=0.9, start=2)
+    assert not any(p.requires_grad for p in ema.parameters())
+    with torch.no_grad():
+        live[0].weight.add_(1.0)
+    live(torch.randn(4, 3))  # moves the batch-norm statistics
+    ema.update(live, iteration=1)  # before start: a copy
+    assert torch.equal(ema.shadow[0].weight, live[0].weight)
+    assert torch.equal(ema.shadow[1].running_mean, live[1].running_mean)
+    before = ema.shadow[0].weight.clone()
+    with torch.no_grad():
+        live[0].weight.add_(1.0)
+    ema.update(live, iteration=2)
+    torch.testing.assert_close(ema.shadow[0].weight, 0.9 * before + 0.1 * live[0].weight)
+    with pytest.raises(ValueError, match="model.g_ema_decay"):
+        WeightEMA(live, decay=1.0)
+
+
+def _ema_model():
+    torch.manual_seed(0)
+    return InfoGAN(SPEC, g_ema_decay=0.9, g_ema_start=1, **TINY_NETS)
+
+
+def _line_data():
+    return BasicPropDataModule("line", train_size=96, val_size=32, batch_size=16, noise="foreground")
+
+
+def test_the_average_of_g_is_what_the_model_generates_with_and_it_resumes_bitwise(tmp_path):
+    straight = _ema_model()
+    fit(straight, _line_data(), max_steps=8, root=tmp_path / "a")
+    z = torch.randn(5, SPEC.input_dim)
+    straight.eval()
+    assert torch.equal(straight.generate(z), straight.g_ema.shadow(z))
+    assert not torch.equal(straight.generate(z), straight.generator(z))
+
+    # the shadow is part of the model's state: checkpoints hold it (tests/test_resume.py resumes a run with every
+    # stabilizer on and compares its final state bitwise with the uninterrupted run's)
+    assert {k for k in straight.state_dict() if k.startswith("g_ema.shadow.")}
+    copy = _ema_model()
+    copy.load_state_dict(straight.state_dict())
+    for (name, a), b in zip(straight.g_ema.state_dict().items(), copy.g_ema.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_lambda_warmup_ramps_linearly_then_holds():
+    assert [warmup_factor(i, 4) for i in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert warmup_factor(0, 0) == 1.0
+    model = InfoGAN(SPEC, lambda_info=2.0, lambda_warmup=10)
+    model._iteration = 4
+    assert model.info_weight == pytest.approx(1.0)
+    model._iteration = 50
+    assert model.info_weight == 2.0
+    with pytest.raises(ValueError, match="model.lambda_warmup"):
+        InfoGAN(SPEC, lambda_warmup=-1)
+
+
+def test_the_vae_ramps_its_information_weight_too():
+    from infogan_pl.latent import LatentSpec
+
+    spec = LatentSpec(z_dim=4, z_prior="normal", categorical=[], continuous=0)
+    ramped, full = (VAE(spec, lambda_info=1.0, lambda_warmup=w, seed=0, **TINY_NETS) for w in (1000, 0))
+    full.load_state_dict(ramped.state_dict())
+    for model in (ramped, full):  # a bound of -1000 nats, as at initialization
+        model.information = lambda z, with_grad_on: {"regularized": torch.tensor(-1000.0)}
+    batch = (torch.rand(8, 1, 28, 28) * 2 - 1, torch.zeros(8, 1))
+    low, high = (m.training_step(batch, 0).item() for m in (ramped, full))
+    assert high - low == pytest.approx(1000.0 * (1 - 1 / 1000), rel=1e-4)  # iteration 0 of 1000: λ / 1000
