@@ -10,10 +10,8 @@ import contextlib
 import difflib
 import inspect
 import logging
-import os
 import types
 import typing
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -24,11 +22,6 @@ from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from infogan_pl.checkpointing import AtomicCheckpointIO, ConfigInCheckpoint, LastCheckpoint
-
-CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
-# `${cwd:}`: the directory the command runs in. Unlike `${hydra:runtime.cwd}` it resolves before Hydra has set its
-# runtime config, i.e. in sweep directories and in the pre-flight check (Hydra never changes directory here).
-OmegaConf.register_new_resolver("cwd", os.getcwd, replace=True)
 
 
 class ConfigError(ValueError):

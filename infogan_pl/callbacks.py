@@ -22,18 +22,19 @@ from infogan_pl.loggers import CSVLogger, log_mi_panel
 from infogan_pl.metrics.evaluation import BN_MODES, Budget, evaluate_model, untrained_baseline
 
 
-def log_images(trainer: L.Trainer, images: dict[str, torch.Tensor], step: int) -> None:
-    """Send images (3, H, W) in [0, 1] to every active logger that takes images (W&B, TensorBoard).
+def log_images(trainer: L.Trainer, images: dict[str, torch.Tensor], iteration: int) -> None:
+    """Send images (3, H, W) in [0, 1] to every active logger that takes images (W&B, TensorBoard), at `iteration`
+    (W&B: at its trainer/global_step, against which it draws images).
 
     One key per image: W&B shows a list under one key at a single size, so grids of different shapes must not share.
     """
     for logger in trainer.loggers:
         if hasattr(logger, "log_image"):  # WandbLogger
             for name, image in images.items():
-                logger.log_image(key=name, images=[image], step=step)
+                logger.log_image(key=name, images=[image], step=trainer.global_step)
         elif hasattr(getattr(logger, "experiment", None), "add_image"):  # TensorBoardLogger
             for name, image in images.items():
-                logger.experiment.add_image(f"images/{name}", image, step)
+                logger.experiment.add_image(f"images/{name}", image, iteration)
 
 
 class TraversalGrid(L.Callback):
@@ -68,7 +69,7 @@ class TraversalGrid(L.Callback):
         title = f"{self.title}, iteration {it}".lstrip(", ")
         save_traversals(images, self.dirpath, f"iter{it:06d}", self.steps, self.span, title)
         grids = {f"traversal/{k}": raw_grid(v, self.steps) for k, v in images.items()}
-        log_images(trainer, grids, trainer.global_step)
+        log_images(trainer, grids, it)
 
 
 class Evaluation(L.Callback):
@@ -139,7 +140,7 @@ class Evaluation(L.Callback):
             figures.append(code_table(counts, name, self.dirpath / f"{name}_table.png"))
         if figures:
             images = {f"figures/{p.stem}": read_image(str(p), ImageReadMode.RGB).float() / 255 for p in figures}
-            log_images(trainer, images, trainer.global_step)
+            log_images(trainer, images, it)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Redraw figures/curves.png from metrics.csv, this evaluation's row included (Lightning writes the

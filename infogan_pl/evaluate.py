@@ -14,31 +14,53 @@ import json
 import sys
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from infogan_pl.atomic import atomic_write
-from infogan_pl.build import ConfigError, build, build_labeller
-from infogan_pl.checkpointing import CONFIG_KEY, load_checkpoint_file
-from infogan_pl.data.sampling import take
-from infogan_pl.figures import code_table, mi_heatmap, save_traversals, traversal_images
-from infogan_pl.metrics.evaluation import BN_MODES, Budget, evaluate_model, untrained_baseline
-from infogan_pl.report import metrics_table
-from infogan_pl.validation import dotted_keys
+from infogan_pl.cli import HELP_FLAGS, dotted_keys
 
-EVALUATE_KEYS = ("ckpt_path", "device", "bn", *(f"budget.{name}" for name in Budget.__dataclass_fields__))
-FULL = Budget(real=10_000, generated_per_value=1_000, fid=10_000, mi=10_000)
+# torch, Lightning and the metrics are imported when a checkpoint is evaluated, so --help answers at once.
+USAGE = """usage: python -m infogan_pl.evaluate ckpt_path=<checkpoint> [key=value ...]
+
+Every metric of a trained checkpoint with full budgets (10,000 real images, 1,000 generated per code value, FID on
+10,000 per side), its labelled traversals, the code x factor MI heatmap and tables, written to
+<checkpoint dir>/eval_<checkpoint name>/ (metrics.json holds every number). The model is rebuilt from the
+configuration stored in the checkpoint; key=value overrides it.
+
+  ckpt_path=FILE        the checkpoint, e.g. outputs/basicprop_line/<time>/checkpoints/last.ckpt (required)
+  device=cpu|cuda       where to evaluate (default cpu)
+  bn=recalibrate|running  batch-norm statistics of D/Q re-estimated on real images (default), or as trained
+                        (writes eval_<name>_running/)
+  budget.real=N budget.generated_per_value=N budget.fid=N budget.mi=N budget.bn_images=N budget.seed=N
+  <any key of the run's configuration>, e.g. paths.data_dir=/elsewhere
+
+Exit status: 0 evaluated; 2 refused (one line on stderr: missing or unreadable checkpoint, unknown key)."""
+
+
+def full_budget():
+    from infogan_pl.metrics.evaluation import Budget
+
+    return Budget(real=10_000, generated_per_value=1_000, fid=10_000, mi=10_000)
+
+
+def evaluate_keys() -> tuple[str, ...]:
+    """This command's own keys (the rest are the checkpoint configuration's)."""
+    from infogan_pl.metrics.evaluation import Budget
+
+    return ("ckpt_path", "device", "bn", *(f"budget.{name}" for name in Budget.__dataclass_fields__))
 
 
 def load_checkpoint(path: str | Path, overrides: DictConfig | None = None, device: str = "cpu"):
     """(config, datamodule, model, iteration) rebuilt from an infogan_pl checkpoint, weights loaded, in eval mode."""
+    from infogan_pl.build import ConfigError, build
+    from infogan_pl.checkpointing import CONFIG_KEY, load_checkpoint_file
+
     ckpt = load_checkpoint_file(path)
     cfg = OmegaConf.create(ckpt[CONFIG_KEY])
     known = dotted_keys(OmegaConf.to_container(cfg, resolve=False))
     for key in dotted_keys(OmegaConf.to_container(overrides)) if overrides is not None else []:
         if key not in known:
-            near = difflib.get_close_matches(key, [*known, *EVALUATE_KEYS], n=1)
-            hint = f"did you mean {near[0]}?" if near else f"this command's own: {', '.join(EVALUATE_KEYS)}"
+            near = difflib.get_close_matches(key, [*known, *evaluate_keys()], n=1)
+            hint = f"did you mean {near[0]}?" if near else f"this command's own: {', '.join(evaluate_keys())}"
             raise ConfigError(f"{key} is neither a key of the checkpoint's configuration nor of evaluate ({hint}).")
     if overrides is not None:
         with open_dict(cfg):
@@ -52,6 +74,14 @@ def load_checkpoint(path: str | Path, overrides: DictConfig | None = None, devic
 
 def evaluate_checkpoint(path: str | Path, args: DictConfig) -> Path:
     """Evaluate one checkpoint; returns the directory it wrote."""
+    import torch
+
+    from infogan_pl.atomic import atomic_write
+    from infogan_pl.build import ConfigError, build_labeller
+    from infogan_pl.data.sampling import take
+    from infogan_pl.figures import code_table, mi_heatmap, save_traversals, traversal_images
+    from infogan_pl.metrics.evaluation import BN_MODES, Budget, evaluate_model, untrained_baseline
+
     budget_args = args.pop("budget", None) or {}
     device = args.pop("device", "cpu")
     bn = args.pop("bn", "recalibrate")
@@ -63,7 +93,7 @@ def evaluate_checkpoint(path: str | Path, args: DictConfig) -> Path:
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device={device}, but torch sees no CUDA device here: use device=cpu.")
     cfg, datamodule, model, iteration = load_checkpoint(path, args, device)
-    budget = Budget(**{**FULL.__dict__, **budget_args})
+    budget = Budget(**{**full_budget().__dict__, **budget_args})
     labeller = build_labeller(cfg)
     note = labeller.setup() if labeller is not None else None
     if note:
@@ -90,6 +120,12 @@ def evaluate_checkpoint(path: str | Path, args: DictConfig) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if any(a in HELP_FLAGS for a in argv):
+        print(USAGE)
+        return 0
+    from infogan_pl.build import ConfigError
+    from infogan_pl.report import metrics_table
+
     try:
         args = OmegaConf.from_dotlist(argv)
     except Exception as err:  # omegaconf raises several grammar errors

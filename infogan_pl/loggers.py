@@ -88,6 +88,17 @@ class CSVLogger(pl_loggers.CSVLogger):
         self.experiment  # noqa: B018 - creating the writer rewrites the file now
 
 
+class TensorBoardLogger(pl_loggers.TensorBoardLogger):
+    """Lightning's TensorBoard logger (`<run dir>/tensorboard/`) with every scalar against `iteration`, completed
+    training iterations, as in metrics.csv and on W&B (Lightning's own step counts optimizer steps on evaluation
+    rows: two per iteration). Traversal grids and figures go under `images/`."""
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        if "iteration" in metrics:
+            step = int(metrics["iteration"])
+        super().log_metrics({k: v for k, v in metrics.items() if k not in ("iteration", "epoch")}, step)
+
+
 def wandb_api_key_configured() -> bool:
     """True when W&B can log in without asking: WANDB_API_KEY is set or ~/.netrc has api.wandb.ai."""
     if os.environ.get("WANDB_API_KEY"):

@@ -19,7 +19,6 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from infogan_pl.atomic import atomic_write
-from infogan_pl.figures.seeds import seeds_figure
 
 COLUMNS = ["run", "experiment", "seed", "overrides", "data", "codes", "λ", "L_I per code (nats)", "cat acc"]
 COLUMNS += ["cat acc untrained", "MIG", "FID-LeNet / valid rate", "NaN at iteration", "iterations", "traversal"]
@@ -177,6 +176,8 @@ def report(paths: list[Path], out: Path) -> str:
         raise FileNotFoundError(f"no finished runs (config.yaml + summary.json) under {', '.join(map(str, paths))}")
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(row(run, out.parent)) + " |" for run in runs]
+    from infogan_pl.figures.seeds import seeds_figure  # matplotlib: only when a report is written
+
     groups = seed_groups(runs)
     seeds = seeds_table(groups)
     figure = seeds_figure(groups, out.with_suffix(".png"))

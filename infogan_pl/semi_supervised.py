@@ -26,12 +26,13 @@ from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 from infogan_pl.atomic import atomic_write
-from infogan_pl.build import CONFIG_DIR, ConfigError
+from infogan_pl.build import ConfigError
+from infogan_pl.cli import exit_on_command_line_error
+from infogan_pl.config import CONFIG_DIR
 from infogan_pl.evaluate import load_checkpoint
 from infogan_pl.latent import Codes
 from infogan_pl.metrics.evaluation import encoder_modules, recalibrated_batch_norm
 from infogan_pl.metrics.lenet import LeNet5, accuracy, mnist_tensors
-from infogan_pl.validation import exit_on_command_line_error
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,6 @@
-"""`python -m infogan_pl`: compose → check → seed → build → fit → evaluate → report the metrics and the run dir.
+"""One training run: check → seed → build → fit → evaluate → summary.json, the metrics table and the run dir.
 
-Exit status: 0 trained (the metrics table and the run directory are printed last); 2 the configuration or an input
-was refused before anything was written (one line on stderr); 3 training stopped at a non-finite loss (one line,
-`summary.json` has `nan_iteration` and the loss); 1 any other failure (a sweep: one or more jobs failed).
+`python -m infogan_pl` (infogan_pl/__main__.py) composes the configuration and calls `run`; tests call `train`.
 """
 
 from __future__ import annotations
@@ -16,22 +14,19 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from infogan_pl.atomic import WriteFailed, atomic_write
-from infogan_pl.build import CONFIG_DIR, ConfigError, build, build_callbacks, build_loggers, build_trainer
+from infogan_pl.atomic import atomic_write
+from infogan_pl.build import build, build_callbacks, build_loggers, build_trainer
 from infogan_pl.callbacks import Evaluation, refresh_curves
 from infogan_pl.checkpointing import effective_overrides, resume_path, resumed_iteration, stored_invocations
 from infogan_pl.loggers import CSVLogger, finish_wandb
 from infogan_pl.report import metrics_table
-from infogan_pl.validation import EXIT_CONFIG, validate
+from infogan_pl.validation import validate
 
 log = logging.getLogger(__name__)
-EXIT_NAN = 3
 # Lightning warns on every periodic checkpoint under manual optimization that it holds the state after the
 # optimizer step: exactly what a resumable GAN checkpoint must hold.
 warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
@@ -119,33 +114,3 @@ def machine() -> dict:
         cpu = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), cpu)
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
     return {"cpu": cpu, "gpu": gpu, "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
-
-
-def _fail(message: str, code: int) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(code)
-
-
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
-def main(cfg: DictConfig) -> float:
-    if HydraConfig.get().mode != RunMode.MULTIRUN:
-        try:
-            outcome = run(cfg)
-        except ConfigError as err:
-            _fail(str(err), EXIT_CONFIG)
-        except WriteFailed as err:  # a full disk: the line names the file and the space it needs
-            _fail(str(err), 1)
-        except OSError as err:  # permissions, ...: nothing half-written is named as valid
-            _fail(f"{type(err).__name__}: {err}", 1)
-        if outcome.nan_iteration is not None:
-            sys.exit(EXIT_NAN)
-        return outcome.value
-    (Path(cfg.paths.output_dir) / "error.txt").unlink(missing_ok=True)  # a job run again into its old directory
-    try:  # in a sweep, one failed job is reported and the others go on; the sweep exits 1 at the end
-        return train(cfg)
-    except Exception as err:
-        log.error("Job %s failed: %s: %s", HydraConfig.get().job.num, type(err).__name__, err)
-        out = Path(cfg.paths.output_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "error.txt").write_text(f"{type(err).__name__}: {err}\n")
-        return math.nan

@@ -13,7 +13,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from infogan_pl.build import CONFIG_DIR
+from infogan_pl.config import CONFIG_DIR
 from infogan_pl.data.offline_mnist import idx_bytes
 from infogan_pl.latent import LatentSpec
 

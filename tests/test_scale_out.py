@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import get_class
 from omegaconf import OmegaConf
 
-from infogan_pl.build import CONFIG_DIR
+from infogan_pl.config import CONFIG_DIR, SWEEPS_DIR
 from tests.helpers import TINY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,7 +61,7 @@ def test_slurm_launcher_composes_and_resolves_to_submitit():
 
 
 def test_wandb_sweep_runs_the_module_with_hydra_overrides():
-    spec = yaml.safe_load((Path(CONFIG_DIR) / "sweep" / "wandb_lambda_lr.yml").read_text())
+    spec = yaml.safe_load((SWEEPS_DIR / "wandb_lambda_lr.yml").read_text())
     assert spec["command"] == [
         "${env}",
         "python",

@@ -3,8 +3,9 @@
 import pytest
 
 from infogan_pl.build import ConfigError
+from infogan_pl.cli import command_line_error
 from infogan_pl.train import train
-from infogan_pl.validation import command_line_error, validate
+from infogan_pl.validation import validate
 from tests.helpers import assert_refused, compose_config, run_cli, tiny_overrides
 
 BAD = [

@@ -29,7 +29,8 @@ import lightning as L
 import torch
 from hydra import compose, initialize_config_dir
 
-from infogan_pl.build import CONFIG_DIR, build, build_callbacks, build_loggers, build_trainer
+from infogan_pl.build import build, build_callbacks, build_loggers, build_trainer
+from infogan_pl.config import CONFIG_DIR
 from infogan_pl.losses import discriminator_loss, generator_loss, mutual_information_lower_bound
 
 

@@ -120,12 +120,27 @@ def draw_curves(run_dir: str | Path) -> list[Path]:
     """figures/curves.png (four panels) and figures/mi_curve.png (L_I alone) of a run directory, from its
     csv/metrics.csv, config.yaml and (when written) summary.json. Returns the paths written ([] without data)."""
     run_dir = Path(run_dir)
+    figures = curves_plots(run_dir)
+    if figures is None:
+        return []
+    out = run_dir / "figures"
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, fig in zip(("curves.png", "mi_curve.png"), figures, strict=True):
+        fig.savefig(out / name, dpi=100)
+        plt.close(fig)
+        paths.append(out / name)
+    return paths
+
+
+def curves_plots(run_dir: Path) -> tuple[plt.Figure, plt.Figure] | None:
+    """The two figures of `draw_curves`, unsaved; None when the run has no metrics yet."""
     csv_path = run_dir / "csv" / "metrics.csv"
     if not csv_path.is_file():
-        return []
+        return None
     data = read_metrics(csv_path)
     if not data:
-        return []
+        return None
     config = (
         OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml")) if (run_dir / "config.yaml").is_file() else {}
     )
@@ -151,17 +166,11 @@ def draw_curves(run_dir: str | Path) -> list[Path]:
         ax.set_xlabel("iteration")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    out = run_dir / "figures"
-    out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out / "curves.png", dpi=100)
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(7, 4))
+    mi_fig, ax = plt.subplots(figsize=(7, 4))
     mi_panel(ax, data, code_ceilings(config), window)
     ax.set_xlabel("iteration")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)
-    fig.suptitle(title, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "mi_curve.png", dpi=100)
-    plt.close(fig)
-    return [out / "curves.png", out / "mi_curve.png"]
+    mi_fig.suptitle(title, fontsize=8)
+    mi_fig.tight_layout()
+    return fig, mi_fig

@@ -54,8 +54,17 @@ def axes_of(name: str, rows: int, steps: int, span: float) -> tuple[str, list[st
 
 
 def traversal_figure(images: Tensor, name: str, steps: int, span: float, title: str, path: Path) -> Path:
-    """Save a labelled traversal grid: row and column labels (code values), a title naming the run, iteration and
-    the codes swept. images: (rows * steps, C, H, W) in [-1, 1], row-major."""
+    """Save `traversal_plot` to path."""
+    fig = traversal_plot(images, name, steps, span, title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def traversal_plot(images: Tensor, name: str, steps: int, span: float, title: str) -> plt.Figure:
+    """A labelled traversal grid: row and column labels (code values), a title naming the run, iteration and the
+    codes swept. images: (rows * steps, C, H, W) in [-1, 1], row-major."""
     rows = len(images) // steps
     grid = raw_grid(images, steps).permute(1, 2, 0).numpy()
     row_label, row_ticks, col_label, col_ticks, fixed = axes_of(name, rows, steps, span)
@@ -71,10 +80,7 @@ def traversal_figure(images: Tensor, name: str, steps: int, span: float, title: 
         side.set_visible(False)
     ax.set_title(f"{title}\nrows: {row_label}; columns: {col_label} ({fixed})", fontsize=9)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def save_traversals(

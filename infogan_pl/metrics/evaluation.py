@@ -54,27 +54,42 @@ def encoder_modules(model) -> list[nn.Module]:
     return [getattr(model, n) for n in ("discriminator", "q_head", "encoder", "to_code") if hasattr(model, n)]
 
 
+def _batch_norms(modules: list[nn.Module]) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for mod in modules for m in mod.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+@torch.no_grad()
+def estimate_batch_norm(modules: list[nn.Module], images: Tensor, forward, batch: int = 512) -> None:
+    """The batch-norm statistics of `modules` re-estimated on `images` (a cumulative average over batches in train
+    mode), then eval mode. A SyncBatchNorm is left as it is (in train mode it would gather over every rank)."""
+    norms = _batch_norms(modules)
+    if any(isinstance(m, nn.SyncBatchNorm) for m in norms):
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average: every batch counts equally
+        m.train()
+    for chunk in images.split(batch):
+        forward(chunk)
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+        m.eval()
+
+
 @contextlib.contextmanager
 def recalibrated_batch_norm(modules: list[nn.Module], images: Tensor, forward, batch: int = 512):
-    """Inside: the batch-norm statistics of `modules` re-estimated on `images` (a cumulative average over batches
-    in train mode), outside: the statistics as they were. Training keeps its own running averages, built mostly
-    from generated images; Q as an encoder of real images is measured with statistics of real images."""
-    norms = [m for mod in modules for m in mod.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    """Inside: the batch-norm statistics of `modules` re-estimated on `images` (`estimate_batch_norm`), outside:
+    the statistics as they were. Training keeps its own running averages, built mostly from generated images; Q as
+    an encoder of real images is measured with statistics of real images."""
+    norms = _batch_norms(modules)
     if any(isinstance(m, nn.SyncBatchNorm) for m in norms):
         # a SyncBatchNorm in train mode gathers over every rank, but only rank 0 evaluates: keep the running ones
         yield
         return
     saved = [(m.momentum, {k: v.clone() for k, v in m.state_dict().items()}) for m in norms]
     try:
-        for m in norms:
-            m.reset_running_stats()
-            m.momentum = None  # cumulative moving average: every batch counts equally
-            m.train()
-        with torch.no_grad():
-            for chunk in images.split(batch):
-                forward(chunk)
-        for m in norms:
-            m.eval()
+        estimate_batch_norm(modules, images, forward, batch)
         yield
     finally:
         for m, (momentum, state) in zip(norms, saved, strict=True):
