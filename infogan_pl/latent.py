@@ -29,11 +29,14 @@ class LatentSpec:
     z_prior: str = "uniform"
     categorical: list[int] = field(default_factory=lambda: [10])
     continuous: int = 2
+    z_scale: float = 1.0  # z is drawn from the prior times this (ClusterGAN: 0.1 x N(0, 1), so c must carry the class)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "categorical", [int(k) for k in self.categorical])
         if self.z_dim < 0 or self.continuous < 0:
             raise ValueError(f"latent.z_dim ({self.z_dim}) and latent.continuous ({self.continuous}) must be >= 0.")
+        if not self.z_scale > 0:
+            raise ValueError(f"latent.z_scale must be > 0, got {self.z_scale}.")
         if self.z_prior not in ("normal", "uniform"):
             raise ValueError(f"latent.z_prior must be 'normal' or 'uniform', got {self.z_prior!r}.")
         if any(k < 2 for k in self.categorical):
@@ -67,10 +70,12 @@ class LatentSpec:
     def sample_z(
         self, batch: int, device: torch.device | str | None = None, generator: torch.Generator | None = None
     ) -> Tensor:
-        """z: (B, z_dim) from the configured prior."""
+        """z: (B, z_dim) from the configured prior, times z_scale."""
         if self.z_prior == "normal":
-            return torch.randn(batch, self.z_dim, device=device, generator=generator)
-        return torch.rand(batch, self.z_dim, device=device, generator=generator) * 2 - 1
+            z = torch.randn(batch, self.z_dim, device=device, generator=generator)
+        else:
+            z = torch.rand(batch, self.z_dim, device=device, generator=generator) * 2 - 1
+        return z * self.z_scale if self.z_scale != 1.0 else z
 
     def sample(
         self, batch: int, device: torch.device | str | None = None, generator: torch.Generator | None = None
@@ -106,10 +111,7 @@ class LatentSpec:
         rows = self.categorical[cat_index] if self.categorical else 1
         sweep = cont_index is not None and self.continuous > 0
         cols = 1 if sweep else steps
-        if self.z_prior == "normal":
-            z = torch.randn(cols, self.z_dim, generator=gen)
-        else:
-            z = torch.rand(cols, self.z_dim, generator=gen) * 2 - 1
+        z = self.sample_z(cols, generator=gen)
         cat = (
             torch.stack([torch.randint(k, (cols,), generator=gen) for k in self.categorical], 1)
             if (self.categorical)
@@ -134,11 +136,7 @@ class LatentSpec:
         and other codes, columns sweep continuous code 0 over [-span, span] (or draw z again without one)."""
         gen = torch.Generator().manual_seed(seed)
         n = rows * steps
-        z = (
-            torch.randn(n, self.z_dim, generator=gen)
-            if self.z_prior == "normal"
-            else torch.rand(n, self.z_dim, generator=gen) * 2 - 1
-        )
+        z = self.sample_z(n, generator=gen)
         cat = torch.stack([torch.randint(k, (n,), generator=gen) for k in self.categorical], 1)
         cont = torch.rand(n, self.continuous, generator=gen) * 2 - 1
         row = torch.arange(n) // steps

@@ -20,9 +20,11 @@ from pathlib import Path
 from infogan_pl.bench.launch import run_jobs
 
 VARIANTS = {  # name -> overrides; the experiments say what each term is
-    "baseline": ["experiment=mnist_infogan"],
-    "real_mi": ["experiment=mnist_infogan_real_mi"],
-    "consistency": ["experiment=mnist_infogan_consistency"],
+    "baseline": ["experiment=mnist_infogan", "recipe=study"],  # the original scheme, as the paper trained it
+    "real_mi": ["experiment=mnist_infogan_real_mi", "recipe=study"],
+    "consistency_study": ["experiment=mnist_infogan_consistency", "recipe=study"],
+    "consistency": ["experiment=mnist_infogan_consistency"],  # with the default recipe (instance noise)
+    "consistency_small_z": ["experiment=mnist_infogan_consistency", "latent.z_prior=normal", "latent.z_scale=0.1"],
 }
 
 
