@@ -39,6 +39,9 @@ COMMANDS = {
     **{f"python -m infogan_pl experiment={name}": BUDGET for name in STUDY_ROWS | README_PRESETS},
     "python -m infogan_pl data=mnist model=gan latent=noise_only": BUDGET,
     "python -m infogan_pl --help": None,
+    "python -m infogan_pl experiment=basicprop_line recipe=study": BUDGET,
+    "python -m infogan_pl +sweep=seeds experiment=basicprop_line": ["seed=0,1", *BUDGET],
+    "python -m infogan_pl.figures outputs/basicprop_line/<time>": None,
     "python -m infogan_pl experiment=mnist_infogan --cfg job": None,
     "python -m infogan_pl experiment=basicprop_rect model.lambda_info=0.5 model.lr_d=1e-4 seed=3": BUDGET,
     "python -m infogan_pl experiment=basicprop_rect latent.categorical=[20] latent.continuous=3 noise=linear "
