@@ -92,8 +92,10 @@ def test_a_2x2_multirun_writes_4_run_dirs_with_metrics(launcher, tmp_path):
 
 
 def test_two_process_cpu_ddp_trains_with_one_set_of_outputs_identical_generators_and_rank_own_fakes(tmp_path):
+    """With every stabilizer on: R1's double backward, spectral norm and G's average under DDP."""
     run_dir, probe = tmp_path / "run", tmp_path / "probe"
     args = ["experiment=basicprop_line", "trainer=ddp_cpu", "data.train_size=128", "data.val_size=32"]
+    args += ["model.r1_gamma=1", "model.discriminator.spectral_norm=true", "model.g_ema_decay=0.9"]
     args += [
         f"hydra.run.dir={run_dir}",
         "+callbacks.probe._target_=tests.helpers.RecordRanks",
