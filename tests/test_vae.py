@@ -76,3 +76,18 @@ def test_bad_vae_settings_are_refused(kwargs, message):
 def test_the_vae_code_must_be_a_normal_z():
     with pytest.raises(ValueError, match="z_prior normal"):
         VAE(LatentSpec(z_dim=4, categorical=[10], continuous=0), **NETS)
+
+
+def test_a_collapsed_posterior_has_no_active_dimension_and_a_used_one_counts():
+    from infogan_pl.metrics.codes import posterior_metrics
+
+    model = _vae().eval()
+    images = torch.rand(20, 1, 28, 28) * 2 - 1
+    with torch.no_grad():  # q(z|x) = N(0, 1) whatever x: the posterior is the prior, KL 0 everywhere
+        model.to_code.weight.zero_()
+        model.to_code.bias.zero_()
+    collapsed = posterior_metrics(model, images)
+    assert collapsed["metric/active_dims"] == 0 and collapsed["metric/recon"] > 0
+    with torch.no_grad():  # dimension 0's mean at 1: KL ½ nat, above the 0.1 threshold
+        model.to_code.bias[0] = 1.0
+    assert posterior_metrics(model, images)["metric/active_dims"] == 1
