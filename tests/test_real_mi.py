@@ -87,3 +87,22 @@ def test_the_real_data_terms_need_a_categorical_code():
 def test_the_presets_name_the_studys_row_and_turn_one_term_on(experiment, tmp_path, mnist_dir):
     cfg = compose_config(tiny_overrides(experiment, mnist_dir), tmp_path)
     assert (cfg.model.real_mi > 0) != (cfg.model.consistency > 0) and cfg.model.lambda_info == 1.0
+
+
+def test_the_over_clustering_head_trains_the_trunk_and_itself_by_the_consistency_term_only():
+    torch.manual_seed(0)
+    model = InfoGAN(SPEC, consistency=1.0, overcluster=30)
+    opt_d, _ = model.configure_optimizers()
+    in_d = {id(p) for group in opt_d.param_groups for p in group["params"]}
+    assert all(id(p) in in_d for p in model.overcluster_head.parameters())  # D's optimizer, at Q's lr
+    real = torch.rand(16, 1, 28, 28) * 2 - 1
+    _, features = model.discriminator(real)
+    model.q_head.requires_grad_(False)  # what the over-clustering head alone moves
+    loss, metrics = model.real_data_loss(real, features, torch.Generator().manual_seed(0))
+    (-metrics["mi/overcluster"]).backward()
+    assert model.overcluster_head.weight.grad.abs().sum() > 0
+    assert model.discriminator.trunk[0].weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.generator.parameters())
+    assert 0 <= float(metrics["mi/overcluster"]) <= math.log(30) + 1e-5
+    with pytest.raises(ValueError, match="model.overcluster needs model.consistency"):
+        InfoGAN(SPEC, overcluster=30)

@@ -25,6 +25,7 @@ VARIANTS = {  # name -> overrides; the experiments say what each term is
     "consistency_study": ["experiment=mnist_infogan_consistency", "recipe=study"],
     "consistency": ["experiment=mnist_infogan_consistency"],  # with the default recipe (instance noise)
     "consistency_small_z": ["experiment=mnist_infogan_consistency", "latent.z_prior=normal", "latent.z_scale=0.1"],
+    "consistency_overcluster": ["experiment=mnist_infogan_consistency", "model.overcluster=50"],
 }
 
 

@@ -4,7 +4,7 @@ optionally the study's "thought experiment": mutual information between the code
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from infogan_pl.augment import RandomAffine
 from infogan_pl.latent import Codes
@@ -57,6 +57,7 @@ class InfoGAN(GAN):
         learn_sigma: bool = False,
         real_mi: float = 0.0,
         consistency: float = 0.0,
+        overcluster: int = 0,
         augment: RandomAffine | None = None,
         info_objective: str = "mutual_information",
         **kwargs,
@@ -69,6 +70,8 @@ class InfoGAN(GAN):
             raise ValueError(f"model.real_mi and model.consistency must be >= 0, got {real_mi}, {consistency}.")
         if (real_mi or consistency) and not self.latent.categorical:
             raise ValueError("model.real_mi and model.consistency need a categorical code (latent.categorical).")
+        if overcluster < 0 or (overcluster and not consistency):
+            raise ValueError(f"model.overcluster needs model.consistency > 0 and must be >= 0, got {overcluster}.")
         if lambda_info < 0:
             raise ValueError(f"model.lambda_info must be >= 0, got {lambda_info}.")
         if lr_q <= 0:
@@ -79,6 +82,9 @@ class InfoGAN(GAN):
             raise ValueError("InfoGAN needs latent codes: set latent.categorical or latent.continuous.")
         self.lambda_info, self.lambda_warmup, self.lr_q = float(lambda_info), int(lambda_warmup), float(lr_q)
         self.real_mi, self.consistency = float(real_mi), float(consistency)
+        # IIC's over-clustering head: K values on the same trunk, trained by the same consistency term; it shapes the
+        # trunk's features for finer clusters, never the code (a Linear head, in D's optimizer with Q's lr)
+        self.overcluster_head = nn.Linear(self.discriminator.feature_dim, overcluster) if overcluster else None
         self.augment = augment if augment is not None else RandomAffine()
         self._last_q = None
         self.mi_trains_trunk, self.learn_sigma = mi_trains_trunk, learn_sigma
@@ -100,7 +106,10 @@ class InfoGAN(GAN):
         return self.lambda_info * warmup_factor(self._iteration, self.lambda_warmup)
 
     def discriminator_param_groups(self) -> list[dict]:
-        return super().discriminator_param_groups() + [{"params": list(self.q_head.parameters()), "lr": self.lr_q}]
+        heads = [self.q_head, *([self.overcluster_head] if self.overcluster_head is not None else [])]
+        return super().discriminator_param_groups() + [
+            {"params": [p for h in heads for p in h.parameters()], "lr": self.lr_q}
+        ]
 
     def q_loss(self, fake_features: Tensor, codes: Codes) -> tuple[Tensor, dict[str, Tensor]]:
         trunk_learns = self.mi_trains_trunk and not self.is_probe
@@ -132,6 +141,12 @@ class InfoGAN(GAN):
                 [paired_mutual_information(a, b) for a, b in zip(logits, moved, strict=True)]
             ).sum()
             loss = loss - self.consistency * metrics["mi/consistency"]
+            if self.overcluster_head is not None:
+                here, there = (
+                    self.overcluster_head(f if trunk_learns else f.detach()) for f in (real_features, features)
+                )
+                metrics["mi/overcluster"] = paired_mutual_information(here, there)
+                loss = loss - self.consistency * metrics["mi/overcluster"]
         return loss, metrics
 
     def encode(self, images: Tensor) -> QOutput:
