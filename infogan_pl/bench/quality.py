@@ -24,18 +24,14 @@ VARIANTS = {  # name -> overrides; the experiments say what each term is
     "real_mi": ["experiment=mnist_infogan_real_mi", "recipe=study"],
     "consistency_study": ["experiment=mnist_infogan_consistency", "recipe=study"],
     # with the default recipe's instance noise, D's batch norm kept (the MNIST networks of the paper)
-    "consistency": ["experiment=mnist_infogan_consistency", "model.discriminator.norm=batch"],
+    "consistency_noise": ["experiment=mnist_infogan_consistency", "model.discriminator.norm=batch"],
     "consistency_small_z": [
         "experiment=mnist_infogan_consistency",
-        "model.discriminator.norm=batch",
+        "recipe=study",
         "latent.z_prior=normal",
         "latent.z_scale=0.1",
     ],
-    "consistency_overcluster": [
-        "experiment=mnist_infogan_consistency",
-        "model.discriminator.norm=batch",
-        "model.overcluster=50",
-    ],
+    "consistency_overcluster": ["experiment=mnist_infogan_consistency", "recipe=study", "model.overcluster=50"],
 }
 
 
