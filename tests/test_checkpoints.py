@@ -101,15 +101,27 @@ def test_the_overrides_a_run_trained_with_are_every_invocations_in_order_without
     assert effective_overrides([first, second]) == ["experiment=basicprop_line", "trainer.max_steps=400", "seed=3"]
 
 
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """A finished 3-iteration run (a periodic save at step 4, last.ckpt at step 6); tests copy it to change it."""
+    root = tmp_path_factory.mktemp("finished")
+    done = run_cli([*SHORT, f"hydra.run.dir={root / 'run'}"], root)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return root / "run"
+
+
+def _copy(run: Path, tmp_path: Path) -> Path:
+    shutil.copytree(run, tmp_path / "run", copy_function=shutil.copy2)
+    return tmp_path / "run"
+
+
 def _csv_rows(run: Path) -> list[dict]:
     with open(run / "csv" / "metrics.csv", newline="") as f:
         return list(csv.DictReader(f))
 
 
-def test_short_long_and_resumed_runs_hold_one_last_ckpt_and_a_resume_says_what_remains(tmp_path):
-    run = tmp_path / "run"
-    done = run_cli([*SHORT, f"hydra.run.dir={run}"], tmp_path)  # 3 iterations, a periodic save at step 4
-    assert done.returncode == 0, done.stderr[-3000:]
+def test_short_long_and_resumed_runs_hold_one_last_ckpt_and_a_resume_says_what_remains(finished, tmp_path):
+    run = _copy(finished, tmp_path)  # 3 iterations, a periodic save at step 4
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.ckpt", "step0000004.ckpt"]
     with_progress = [a for a in SHORT if a != "trainer.enable_progress_bar=false"]  # the start line is progress's
     done = run_cli([*with_progress, f"hydra.run.dir={run}", "ckpt_path=last", "trainer.max_steps=12"], tmp_path)
@@ -129,9 +141,8 @@ def test_short_long_and_resumed_runs_hold_one_last_ckpt_and_a_resume_says_what_r
     assert training == [str(float(i)) for i in range(1, 7)]  # every iteration once
 
 
-def test_a_resume_that_would_train_nothing_is_refused_naming_the_checkpoints_iteration(tmp_path):
-    run = tmp_path / "run"
-    assert run_cli([*SHORT, f"hydra.run.dir={run}"], tmp_path).returncode == 0
+def test_a_resume_that_would_train_nothing_is_refused_naming_the_checkpoints_iteration(finished, tmp_path):
+    run = _copy(finished, tmp_path)
     before = {p: p.read_bytes() for p in (run / "csv" / "metrics.csv", run / "summary.json")}
     for budget in ("trainer.max_steps=6", "trainer.max_steps=4"):
         done = run_cli([*SHORT, f"hydra.run.dir={run}", "ckpt_path=last", budget], tmp_path)
@@ -181,15 +192,13 @@ def _can_mount_tmpfs(directory: Path) -> str | None:
     return None
 
 
-def test_a_full_disk_stops_with_one_line_and_the_previous_checkpoint_resumes_once_space_is_freed(tmp_path):
+def test_a_full_disk_stops_with_one_line_and_the_previous_checkpoint_resumes_once_space_is_freed(finished, tmp_path):
     """End to end on a filesystem that holds one checkpoint but not two."""
     disk = tmp_path / f"disk-{uuid.uuid4().hex[:6]}"
     reason = _can_mount_tmpfs(disk)
     if reason:
         pytest.skip(reason)
-    probe = tmp_path / "probe"
-    assert run_cli([*SHORT, f"hydra.run.dir={probe}"], tmp_path).returncode == 0
-    size = (probe / "checkpoints" / "step0000004.ckpt").stat().st_size
+    size = (finished / "checkpoints" / "step0000004.ckpt").stat().st_size
     subprocess.run(
         ["mount", "-t", "tmpfs", "-o", f"size={int(1.6 * size) + 2_000_000}", "tmpfs", str(disk)], check=True
     )

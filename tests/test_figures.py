@@ -38,12 +38,17 @@ def test_traversals_are_labelled_with_code_values_and_titled_with_run_and_iterat
     assert fig.get_size_inches()[0] * fig.dpi > 500  # large enough to read bars and digits
 
 
-def test_a_finished_run_has_labelled_traversals_and_curves_redrawn_by_the_figures_command(tmp_path):
-    run = tmp_path / "run"
-    done = run_cli(
-        ["experiment=basicprop_line", "data.train_size=64", "data.val_size=48", *TINY, f"hydra.run.dir={run}"], tmp_path
-    )
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    """One finished 3-iteration BasicProp line run, logged to CSV and TensorBoard."""
+    root = tmp_path_factory.mktemp("figures")
+    args = ["experiment=basicprop_line", "data.train_size=64", "data.val_size=48", *TINY, "logger=tensorboard"]
+    done = run_cli([*args, f"hydra.run.dir={root / 'run'}"], root)
     assert done.returncode == 0, done.stderr[-3000:]
+    return root / "run"
+
+
+def test_a_finished_run_has_labelled_traversals_and_curves_redrawn_by_the_figures_command(run, tmp_path):
     assert sorted(p.name for p in (run / "traversals").glob("iter000003_*")) == [
         "iter000003_cat0_cont0.png",
         "iter000003_cat0_cont1.png",
@@ -72,13 +77,9 @@ def test_a_nan_stop_is_marked_on_the_curves(tmp_path):
     assert "non-finite loss at 2" in legends
 
 
-def test_tensorboard_logs_every_scalar_against_iteration_and_the_traversal_images(tmp_path):
+def test_tensorboard_logs_every_scalar_against_iteration_and_the_traversal_images(run):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    run = tmp_path / "run"
-    args = ["experiment=basicprop_line", "data.train_size=64", "data.val_size=48", *TINY, f"hydra.run.dir={run}"]
-    done = run_cli([*args, "logger=tensorboard"], tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
     events = EventAccumulator(str(run / "tensorboard"), size_guidance={"images": 0, "scalars": 0})
     events.Reload()
     tags = events.Tags()
@@ -89,10 +90,7 @@ def test_tensorboard_logs_every_scalar_against_iteration_and_the_traversal_image
     assert (run / "csv" / "metrics.csv").is_file() and (run / "figures" / "curves.png").is_file()
 
 
-def test_the_readme_python_example_runs_as_written(tmp_path):
-    run = tmp_path / "run"
-    args = ["experiment=basicprop_line", "data.train_size=64", "data.val_size=48", *TINY, f"hydra.run.dir={run}"]
-    assert run_cli(args, tmp_path).returncode == 0
+def test_the_readme_python_example_runs_as_written(run, tmp_path):
     block = re.search(r"## From Python\n.*?```python\n(.*?)```", README, re.S)
     assert block, "the README's `## From Python` section has no python block"
     code = block.group(1).replace("outputs/basicprop_line/<time>", str(run))
@@ -104,12 +102,9 @@ def test_the_readme_python_example_runs_as_written(tmp_path):
     assert "torch.Size([8, 1, 28, 28]) torch.Size([8, 1]) Figure" in done.stdout
 
 
-def test_load_run_generates_with_chosen_codes_and_reads_them_back(tmp_path):
+def test_load_run_generates_with_chosen_codes_and_reads_them_back(run):
     from infogan_pl import load_run
 
-    run = tmp_path / "run"
-    args = ["experiment=basicprop_line", "data.train_size=64", "data.val_size=48", *TINY, f"hydra.run.dir={run}"]
-    assert run_cli(args, tmp_path).returncode == 0
     trained = load_run(run / "checkpoints" / "last.ckpt", bn_images=64)
     a, b = trained.generate(n=4, cat=2, seed=1), trained.generate(n=4, cat=2, seed=1)
     assert torch.equal(a, b) and a.shape == (4, 1, 28, 28) and a.abs().max() <= 1
