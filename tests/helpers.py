@@ -32,6 +32,54 @@ STUDY_ROWS = {  # the presets of the study's table, one per row
     "basicprop_rect_slow_d",
 }
 
+README_PRESETS = {  # presets the README gives a command for, beside the study's table
+    "basicprop_rect_two_cat",
+    "mnist_infogan_real_mi",
+    "mnist_infogan_consistency",
+    "mnist_vae",
+    "mnist_vae_mi",
+    "basicprop_line_vae_mi",
+    "mnist_infogan_cat20",
+    "mnist_infogan_encoder_loss",
+    "basicprop_pp_colour",
+}
+# Trained through the command line, in one sweep, by test_user_commands.py; the other presets train in-process in
+# test_experiments.py. Both check a run's outputs with assert_run_outputs.
+CLI_PRESETS = sorted(STUDY_ROWS | README_PRESETS)
+
+
+def assert_run_outputs(run: Path, experiment: str) -> None:
+    """A finished run of `experiment` wrote its config, last checkpoint, traversals and the metrics of its kind."""
+    import csv
+    import json
+    import math
+
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(run / "config.yaml")
+    assert cfg.name == experiment
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert list((run / "traversals").glob("*.png"))
+    with open(run / "csv" / "metrics.csv") as f:
+        logged = {k for row in csv.DictReader(f) for k, v in row.items() if v}
+    if "vae" in experiment:
+        assert {"loss/recon", "loss/kl", "kl/z0", "mi/regularized", "mi/eval_unregularized"} <= logged
+        return
+    assert {"loss/d", "loss/g", "d/real", "d/fake", "noise/std"} <= logged
+    assert ("d/gap" if "wgan" in experiment else "d/fake_over_real") in logged  # critic scores are no probabilities
+    value = json.loads((run / "summary.json").read_text())["metrics"].get(cfg.optimized_metric)
+    infogan = cfg.model._target_.endswith("InfoGAN")
+    if infogan and not cfg.latent.categorical:  # continuous factors and codes only
+        assert {"loss/q", "mi/total", "mi/cont0", "metric/mig", "metric/cont_corr"} <= logged
+    elif infogan and "celeba" not in experiment:
+        assert {"loss/q", "mi/total", "mi/cat0", "metric/cat_acc"} <= logged
+        assert 0 <= value <= 1
+    elif "celeba" in experiment:  # attributes, not factors: the code x attribute table instead of an accuracy
+        assert {"loss/q", "mi/total", "mi/cat9"} <= logged and "metric/cat_acc" not in logged
+        assert (run / "figures" / "mi_table.csv").is_file()
+    else:
+        assert value is None or math.isfinite(value)
+
 
 def write_mnist_idx(raw_dir: Path, n_train: int = 256, n_test: int = 128, seed: int = 0) -> None:
     """Random digits-like uint8 images with balanced labels, written as torchvision's four raw IDX files."""

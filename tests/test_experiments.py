@@ -1,16 +1,13 @@
 """Every experiment of the study composes, instantiates and trains a few steps on tiny data."""
 
-import csv
-import math
 import subprocess
 import sys
 
 import pytest
-from omegaconf import OmegaConf
 
 from infogan_pl.build import build
 from infogan_pl.train import train
-from tests.helpers import EXPERIMENTS, STUDY_ROWS, compose_config, tiny_overrides
+from tests.helpers import CLI_PRESETS, EXPERIMENTS, STUDY_ROWS, assert_run_outputs, compose_config, tiny_overrides
 
 
 def test_every_row_of_the_study_has_an_experiment():
@@ -48,32 +45,11 @@ def test_experiments_set_the_study_settings(tmp_path, mnist_dir):
     assert slow.data.variant == "rectangles" and slow.model.lr_d < 2e-4 and slow.data.noise == "foreground"
 
 
-@pytest.mark.parametrize("experiment", EXPERIMENTS)
+@pytest.mark.parametrize("experiment", sorted(set(EXPERIMENTS) - set(CLI_PRESETS)))
 def test_experiment_trains_and_writes_config_checkpoint_metrics_and_traversals(experiment, tmp_path, mnist_dir):
-    cfg = compose_config(tiny_overrides(experiment, mnist_dir), tmp_path)
-    value = train(cfg)
-    assert OmegaConf.load(tmp_path / "config.yaml").name == experiment
-    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
-    with open(tmp_path / "csv" / "metrics.csv") as f:
-        rows = list(csv.DictReader(f))
-    logged = {k for row in rows for k, v in row.items() if v}
-    assert list((tmp_path / "traversals").glob("*.png"))
-    if "vae" in experiment:
-        assert {"loss/recon", "loss/kl", "kl/z0", "mi/regularized", "mi/eval_unregularized"} <= logged
-        return
-    assert {"loss/d", "loss/g", "d/real", "d/fake", "noise/std"} <= logged
-    assert ("d/gap" if "wgan" in experiment else "d/fake_over_real") in logged  # critic scores are no probabilities
-    if cfg.model._target_.endswith("InfoGAN") and not cfg.latent.categorical:  # continuous factors and codes only
-        assert {"loss/q", "mi/total", "mi/cont0", "metric/mig", "metric/cont_corr"} <= logged
-    elif cfg.model._target_.endswith("InfoGAN") and "celeba" not in experiment:
-        assert {"loss/q", "mi/total", "mi/cat0", "metric/cat_acc"} <= logged
-        assert 0 <= value <= 1
-    elif "celeba" in experiment:  # attributes, not factors: the code x attribute table instead of an accuracy
-        assert {"loss/q", "mi/total", "mi/cat9"} <= logged and "metric/cat_acc" not in logged
-        assert (tmp_path / "figures" / "mi_table.csv").is_file()
-    else:
-        assert math.isfinite(value)
-    assert list((tmp_path / "traversals").glob("*.png"))
+    """The presets the README names train through the command line instead (test_user_commands.py)."""
+    train(compose_config(tiny_overrides(experiment, mnist_dir), tmp_path))
+    assert_run_outputs(tmp_path, experiment)
 
 
 @pytest.mark.slow  # covered in make test by the README's own commands; the stricter checks stay here

@@ -61,20 +61,13 @@ def test_a_damaged_mnist_file_is_named_before_anything_is_written(damage, messag
     _nothing_written(tmp_path)
 
 
-def _finished_run(tmp_path, mnist_dir):
-    run = tmp_path / "run"
-    done = run_cli([*tiny_overrides("basicprop_line", mnist_dir), f"hydra.run.dir={run}"], tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return run
-
-
 def test_resuming_from_a_bad_checkpoint_is_refused_in_one_line(tmp_path, mnist_dir):
-    run = _finished_run(tmp_path, mnist_dir)
+    run = tmp_path / "run"  # a run directory as a crash leaves it: a torn last.ckpt (refused before any training)
+    (run / "checkpoints").mkdir(parents=True)
     args = tiny_overrides("basicprop_line", mnist_dir)
     assert_refused(run_cli([*args, f"ckpt_path={run}"], tmp_path), f"checkpoint {run} is a directory")
     assert_refused(run_cli([*args, "ckpt_path=last"], tmp_path), "ckpt_path=last: no checkpoint in")
-    last = run / "checkpoints" / "last.ckpt"
-    last.write_bytes(last.read_bytes()[:2000])  # a corrupt last.ckpt in the run being resumed
+    (run / "checkpoints" / "last.ckpt").write_bytes(bytes(range(256)) * 8)  # a corrupt last.ckpt in the run
     done = run_cli([*args, f"hydra.run.dir={run}", "ckpt_path=last"], tmp_path)
     assert_refused(done, "is not a readable checkpoint")
     assert not (tmp_path / "outputs").exists()
@@ -86,20 +79,26 @@ class _Exploit:
 
 
 def test_evaluate_refuses_files_that_are_not_checkpoints_in_one_line(tmp_path):
+    from infogan_pl.checkpointing import load_checkpoint_file
+
     random_bytes, text, malicious = tmp_path / "random.ckpt", tmp_path / "notes.ckpt", tmp_path / "evil.ckpt"
     random_bytes.write_bytes(bytes(range(256)) * 40)
     text.write_text("these are my notes\n")
     torch.save({"x": _Exploit()}, malicious)  # a pickle that runs code when loaded without weights_only
-    for path in (random_bytes, text, malicious):
-        done = run_cli([f"ckpt_path={path}"], tmp_path, module="infogan_pl.evaluate")
-        assert_refused(done, "is not a readable checkpoint")
-        assert "this code ran" not in done.stdout
-    assert_refused(run_cli([f"ckpt_path={tmp_path}"], tmp_path, module="infogan_pl.evaluate"), "is a directory")
-    assert_refused(run_cli(["ckpt_path=nope.ckpt"], tmp_path, module="infogan_pl.evaluate"), "not found")
-    empty = gzip.compress(pickle.dumps({"state_dict": {}}))
-    (tmp_path / "foreign.ckpt").write_bytes(empty)
-    done = run_cli([f"ckpt_path={tmp_path / 'foreign.ckpt'}"], tmp_path, module="infogan_pl.evaluate")
-    assert_refused(done, "checkpoint")
+    done = run_cli([f"ckpt_path={malicious}"], tmp_path, module="infogan_pl.evaluate")  # the command, end to end
+    assert_refused(done, "is not a readable checkpoint")
+    assert "this code ran" not in done.stdout and "weights_only" not in done.stderr
+    (tmp_path / "foreign.ckpt").write_bytes(gzip.compress(pickle.dumps({"state_dict": {}})))
+    refusals = {  # every command reads checkpoints through this one loader
+        random_bytes: "is not a readable checkpoint",
+        text: "is not a readable checkpoint",
+        tmp_path: "is a directory",
+        tmp_path / "nope.ckpt": "not found",
+        tmp_path / "foreign.ckpt": "is not a readable checkpoint",
+    }
+    for path, message in refusals.items():
+        with pytest.raises((ValueError, FileNotFoundError), match=message):
+            load_checkpoint_file(path)
 
 
 def test_a_sweep_with_a_failing_job_exits_1_naming_it_and_the_others_finish(tmp_path):

@@ -2,6 +2,7 @@
 the default output directories (no hydra.run.dir / hydra.sweep.dir), MNIST in ./data as `make data` leaves it.
 Only budget overrides are appended (a few iterations, tiny data and evaluation sets, 2 sweep points)."""
 
+import json
 import os
 import re
 import shlex
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import STUDY_ROWS, assert_refused, run_cli, write_mnist_idx
+from tests.helpers import CLI_PRESETS, assert_refused, assert_run_outputs, run_cli, write_mnist_idx
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -23,20 +24,10 @@ EVAL = ["callbacks.evaluation.real=48", "callbacks.evaluation.generated_per_valu
 BUDGET = ["trainer.max_steps=4", *SMALL, *EVAL, "callbacks.evaluation.mi=64"]
 TWO_POINTS = ["model.lambda_info=0,1", "model.lr_d=2e-4", "model.lr_g=1e-3"]
 
-README_PRESETS = {  # presets the README gives a command for, beside the study's table
-    "basicprop_rect_two_cat",
-    "mnist_infogan_real_mi",
-    "mnist_infogan_consistency",
-    "mnist_vae",
-    "mnist_vae_mi",
-    "basicprop_line_vae_mi",
-    "mnist_infogan_cat20",
-    "mnist_infogan_encoder_loss",
-    "basicprop_pp_colour",
-}
-# Every `python -m infogan_pl` line of the README -> what the test appends to keep it short (None: nothing).
+# The README's `python -m infogan_pl experiment=<preset>` lines run as one sweep over the presets (one process: the
+# imports are paid once; every preset also trains in-process in test_experiments.py).
+# Every other `python -m infogan_pl` line of the README -> what the test appends to keep it short (None: nothing).
 COMMANDS = {
-    **{f"python -m infogan_pl experiment={name}": BUDGET for name in STUDY_ROWS | README_PRESETS},
     "python -m infogan_pl data=mnist model=gan latent=noise_only": BUDGET,
     "python -m infogan_pl --help": None,
     "python -m infogan_pl experiment=basicprop_line recipe=study": BUDGET,
@@ -90,7 +81,8 @@ def readme_commands() -> set[str]:
 
 
 def test_every_readme_command_is_tested_here():
-    assert readme_commands() == set(COMMANDS), "a README command without a test (or a test of a removed one)"
+    presets = {f"python -m infogan_pl experiment={name}" for name in CLI_PRESETS}
+    assert readme_commands() == set(COMMANDS) | presets, "a README command without a test (or a test of a removed one)"
 
 
 def _data_dir(root: Path, lenet_from: Path | None) -> None:
@@ -139,6 +131,25 @@ def test_readme_command_works_as_written(command, workspace):
         assert output.count("Outputs in ") >= 2  # at least two jobs of the sweep finished
     elif module == "infogan_pl.semi_supervised":
         assert "+ generated" in output and (run_dir / "checkpoints" / "semi_supervised" / "results.json").is_file()
+
+
+def test_every_preset_command_of_the_readme_runs_in_one_sweep(workspace):
+    sweep = workspace / "outputs" / "presets"  # one directory for the sweep (each preset names its own by default)
+    args = [
+        "-m",
+        f"experiment={','.join(CLI_PRESETS)}",
+        *BUDGET,
+        "trainer.log_every_n_steps=1",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    done = run_cli(args, workspace, env=ENV, timeout=900)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-4000:]
+    assert "Traceback" not in output and "Callback ValidateConfig" not in output
+    finished = {json.loads(p.read_text())["experiment"]: p.parent for p in sweep.glob("*/summary.json")}
+    assert set(finished) == set(CLI_PRESETS), set(CLI_PRESETS) - set(finished)
+    for experiment, run in finished.items():
+        assert_run_outputs(run, experiment)
 
 
 @pytest.fixture
