@@ -57,12 +57,13 @@ bench: bench-speed bench-quality  ## both benchmarks
 # A seed grid is a Hydra multirun (joblib launcher, THREADS torch threads per job) followed by `report`.
 PRESETS ?= basicprop_line
 SEEDS ?= 0,1,2,3,4
-RECIPES ?= default
+# RECIPES empty: each preset's own recipe; RECIPES=study for the study's, or e.g. default,layer_norm to compare
+RECIPES ?=
 JOBS ?= 2
 THREADS ?= 1
 SWEEP ?= outputs/bench-seeds/$(shell date +%Y-%m-%d_%H-%M-%S)
 bench-seeds: $(STAMP)  ## presets x seeds x recipes, then success n/N and medians per row (PRESETS, SEEDS, RECIPES, JOBS, THREADS)
-	OMP_NUM_THREADS=$(THREADS) $(PY) -m infogan_pl -m experiment=$(PRESETS) seed=$(SEEDS) recipe=$(RECIPES) \
+	OMP_NUM_THREADS=$(THREADS) $(PY) -m infogan_pl -m experiment=$(PRESETS) seed=$(SEEDS) $(if $(RECIPES),recipe=$(RECIPES)) \
 		hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS) hydra.sweep.dir=$(SWEEP) logger=csv \
 		trainer.enable_progress_bar=false $(ARGS); status=$$?; \
 	$(PY) -m infogan_pl.report $(SWEEP) && exit $$status

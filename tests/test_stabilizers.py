@@ -172,3 +172,20 @@ def test_the_vae_ramps_its_information_weight_too():
     batch = (torch.rand(8, 1, 28, 28) * 2 - 1, torch.zeros(8, 1))
     low, high = (m.training_step(batch, 0).item() for m in (ramped, full))
     assert high - low == pytest.approx(1000.0 * (1 - 1 / 1000), rel=1e-4)  # iteration 0 of 1000: λ / 1000
+
+
+def test_the_recipes_compose_per_data_set_and_recipe_study_on_the_command_line_wins_over_a_preset(tmp_path):
+    from infogan_pl.config import compose
+
+    def stabilizers(*overrides):
+        cfg = compose("config", list(overrides))
+        return cfg.model.discriminator.norm, cfg.noise.std, cfg.model.g_ema_decay
+
+    assert stabilizers("experiment=basicprop_line") == ("batch", 0.1, 0.0)
+    assert stabilizers("experiment=basicprop_rect") == ("layer", 0.1, 0.0)
+    assert stabilizers("experiment=basicprop_rect_slow_d") == ("layer", 0.1, 0.0)
+    assert stabilizers("experiment=basicprop_rect_two_cat") == ("batch", 0.1, 0.999)
+    for preset in ("basicprop_line", "basicprop_rect", "basicprop_rect_two_cat"):
+        assert stabilizers(f"experiment={preset}", "recipe=study") == ("batch", 0.0, 0.0)
+    assert compose("config", ["experiment=mnist_vae_mi"]).model.lambda_warmup == 500
+    assert compose("config", ["experiment=mnist_vae_mi", "recipe=study"]).model.lambda_warmup == 0
