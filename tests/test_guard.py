@@ -4,6 +4,7 @@ last-finite is finite in every tensor, and a NaN stop is a clean, documented out
 import copy
 import json
 import math
+from pathlib import Path
 
 import lightning as L
 import pytest
@@ -11,6 +12,7 @@ import torch
 
 from infogan_pl.checkpointing import non_finite_tensors
 from infogan_pl.data import BasicPropDataModule
+from infogan_pl.figures.curves import curves_plots
 from infogan_pl.models import InfoGAN
 from infogan_pl.models.guard import NaNGuard
 from infogan_pl.noise import InstanceNoise
@@ -99,19 +101,23 @@ def test_rollback_snapshots_are_finite_even_when_the_nan_enters_before_batch_nor
 
 
 def test_a_nan_stop_is_exit_3_one_line_a_summary_and_a_report_row(tmp_path, mnist_dir):
-    args = [*tiny_overrides("basicprop_line", mnist_dir), "model.lr_d=1e30", "trainer.max_steps=40"]
-    done = run_cli(args, tmp_path)
+    args = [*tiny_overrides("basicprop_line", mnist_dir), "trainer.max_steps=40"]
+    probe = ["+callbacks.probe._target_=tests.helpers.NaNOnRank", "+callbacks.probe.rank=0"]  # D's logits NaN from 2
+    done = run_cli([*args, *probe], tmp_path, env={"PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
     assert done.returncode == 3, done.stdout[-3000:] + done.stderr[-3000:]
     lines = [line for line in done.stderr.splitlines() if line.startswith("error: Non-finite")]
-    assert len(lines) == 1 and "at iteration 0" in lines[0] and "last_finite.ckpt" in lines[0]
+    assert len(lines) == 1 and "at iteration 2" in lines[0] and "last_finite.ckpt" in lines[0]
     assert "Finished" not in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
     run = next((tmp_path / "outputs" / "basicprop_line").iterdir())
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["nan_iteration"] == 0 and summary["nan_loss"]["name"] in ("loss/d", "loss/g")
+    assert summary["nan_iteration"] == 2 and summary["nan_loss"]["name"] in ("loss/d", "loss/g")
     assert not non_finite_tensors(_model_tensors(run / "checkpoints" / "last_finite.ckpt"))
     report = run_cli([str(tmp_path / "outputs")], tmp_path, module="infogan_pl.report")
-    assert report.returncode == 0 and f"| 0 ({summary['nan_loss']['name']}) |" in report.stdout
+    assert report.returncode == 0 and f"| 2 ({summary['nan_loss']['name']}) |" in report.stdout
+    curves, _ = curves_plots(run)  # the stop is marked on the run's curves
+    legends = " ".join(t.get_text() for ax in curves.axes if ax.get_legend() for t in ax.get_legend().get_texts())
+    assert "non-finite loss at 2" in legends
 
 
 @pytest.mark.parametrize("policy", ["stop", "rollback"])
