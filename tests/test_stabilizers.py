@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from infogan_pl.data import BasicPropDataModule
-from infogan_pl.ema import WeightEMA
+from infogan_pl.ema import WeightEMA, warmed_decay
 from infogan_pl.losses import R1Penalty, warmup_factor
 from infogan_pl.models import VAE, InfoGAN
 from infogan_pl.nets import Discriminator, Generator
@@ -104,7 +104,7 @@ def test_resize_convolution_generators_draw_the_right_size_without_transposed_co
         Generator(input_dim=74, upsample="bilinear")
 
 
-def test_the_average_copies_before_start_and_then_moves_by_one_minus_decay():
+def test_the_average_copies_before_start_and_then_moves_by_one_minus_the_warmed_up_decay():
     live = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
     ema = WeightEMA(live, decay=0.9, start=2)
     assert not any(p.requires_grad for p in ema.parameters())
@@ -117,8 +117,10 @@ def test_the_average_copies_before_start_and_then_moves_by_one_minus_decay():
     before = ema.shadow[0].weight.clone()
     with torch.no_grad():
         live[0].weight.add_(1.0)
-    ema.update(live, iteration=2)
-    torch.testing.assert_close(ema.shadow[0].weight, 0.9 * before + 0.1 * live[0].weight)
+    ema.update(live, iteration=2)  # the first average step: beta = min(0.9, 1/10)
+    torch.testing.assert_close(ema.shadow[0].weight, 0.1 * before + 0.9 * live[0].weight)
+    assert [warmed_decay(0.999, n) for n in (0, 8, 1000)] == [0.1, 0.5, 1001 / 1010]
+    assert warmed_decay(0.999, 10_000) == 0.999 and warmed_decay(0.9, 80) == 0.9
     with pytest.raises(ValueError, match="model.g_ema_decay"):
         WeightEMA(live, decay=1.0)
 
