@@ -23,8 +23,7 @@ VARIANTS = {  # name -> overrides; the experiments say what each term is
     "baseline": ["experiment=mnist_infogan", "recipe=study"],  # the original scheme, as the paper trained it
     "real_mi": ["experiment=mnist_infogan_real_mi", "recipe=study"],
     "consistency_study": ["experiment=mnist_infogan_consistency", "recipe=study"],
-    # with the default recipe's instance noise, D's batch norm kept (the MNIST networks of the paper)
-    "consistency_noise": ["experiment=mnist_infogan_consistency", "model.discriminator.norm=batch"],
+    "consistency": ["experiment=mnist_infogan_consistency"],  # the preset as it is, with the default recipe
     "consistency_small_z": [
         "experiment=mnist_infogan_consistency",
         "recipe=study",
