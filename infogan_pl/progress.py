@@ -96,7 +96,7 @@ class IterationProgress(ProgressBar):
         self._start_time = time.perf_counter()
         if self._enabled and trainer.is_global_zero and not self.interactive:
             start, total = self._start_iteration, self._total
-            where = f"iterations {start} to {total}" if start else "iterations"
+            where = f"iterations, {start} to {total}" if start else "iterations"
             print(f"training: {total - start} {where}", file=self.out, flush=True)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:

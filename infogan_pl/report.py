@@ -129,7 +129,10 @@ def median_range(values: list[float]) -> str:
     if not values:
         return "—"
     med = statistics.median(values)
-    return f"{med:.3f}" if len(values) == 1 else f"{med:.3f} ({min(values):.3f}–{max(values):.3f})"
+    counts = all(float(v).is_integer() for v in values) and float(med).is_integer() and max(values) > 1
+    fmt = "{:.0f}" if counts else "{:.3f}"  # gen_distinct, active dimensions: whole numbers
+    low, high = fmt.format(min(values)), fmt.format(max(values))
+    return fmt.format(med) if len(values) == 1 else f"{fmt.format(med)} ({low}–{high})"
 
 
 def seed_groups(runs: list[Path]) -> dict[tuple[str, tuple[str, ...]], list[dict]]:

@@ -126,7 +126,7 @@ def test_short_long_and_resumed_runs_hold_one_last_ckpt_and_a_resume_says_what_r
     with_progress = [a for a in SHORT if a != "trainer.enable_progress_bar=false"]  # the start line is progress's
     done = run_cli([*with_progress, f"hydra.run.dir={run}", "ckpt_path=last", "trainer.max_steps=12"], tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "training: 3 iterations 3 to 6" in done.stdout
+    assert "training: 3 iterations, 3 to 6" in done.stdout
     assert "Previous log files" not in done.stdout + done.stderr
     names = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert names == ["last.ckpt", "step0000004.ckpt", "step0000008.ckpt", "step0000012.ckpt"]
@@ -177,7 +177,7 @@ def test_a_run_killed_while_writing_a_checkpoint_resumes_from_the_last_complete_
     iteration = torch.load(checkpoints / "last.ckpt", weights_only=True)["iteration"]  # complete
     done = run_cli([*args, "ckpt_path=last", "callbacks.model_checkpoint.every_n_train_steps=0"], tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert f"iterations {iteration} to 6" in done.stdout
+    assert f"iterations, {iteration} to 6" in done.stdout
     assert _leftovers(checkpoints) == []
 
 

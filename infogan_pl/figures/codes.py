@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 
 def mi_heatmap(matrix: np.ndarray, codes: list[str], factors: list[str], path: Path) -> Path:
     """Code x factor mutual information (nats) as an annotated heatmap."""
-    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(factors), 1.0 + 0.5 * len(codes)))
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.6 + 1.1 * len(factors)), 1.2 + 0.5 * len(codes)))  # room for the title
     im = ax.imshow(matrix, cmap="viridis", aspect="auto", vmin=0)
     ax.set_xticks(range(len(factors)), factors)
     ax.set_yticks(range(len(codes)), codes)
@@ -43,19 +43,23 @@ def code_table(counts: np.ndarray, name: str, path: Path) -> Path:
     shaded by its share, the factor value each row meets most often marked (the many-to-one map)."""
     rows, cols = counts.shape
     share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(1.5 + 0.55 * cols, 1.0 + 0.32 * rows))
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.5 + 0.7 * cols), 1.2 + 0.4 * rows))
     ax.imshow(share, cmap="Blues", aspect="auto", vmin=0, vmax=1)
     for r in range(rows):
         for c in range(cols):
             if counts[r, c]:
-                bold = "bold" if c == counts[r].argmax() else "normal"
-                ax.text(c, r, str(int(counts[r, c])), ha="center", va="center", fontsize=6, fontweight=bold)
+                top = c == counts[r].argmax()  # the many-to-one map: boxed and bold
+                box = {"boxstyle": "round,pad=0.15", "fc": "none", "ec": "orange", "lw": 1.2} if top else None
+                colour = "w" if share[r, c] > 0.5 else "k"  # readable on dark and light cells
+                weight = "bold" if top else "normal"
+                ax.text(c, r, str(int(counts[r, c])), ha="center", va="center", fontsize=7, fontweight=weight,
+                        color=colour, bbox=box)  # fmt: skip
     code, _, factor = name.partition("_")
     ax.set_xticks(range(cols), [str(c) for c in range(cols)])
     ax.set_yticks(range(rows), [str(r) for r in range(rows)])
     ax.set_xlabel(factor)
     ax.set_ylabel(f"{code} value")
-    ax.set_title(f"{code} x {factor} on real images (bold: the many-to-one map)", fontsize=9)
+    ax.set_title(f"{code} x {factor} on real images (boxed: each row's most frequent, the many-to-one map)", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

@@ -105,8 +105,14 @@ def _panel_discriminator(ax, data, window):
 
 
 def _panel_evaluation(ax, data):
-    for key in (k for k in EVALUATED if k in data):
-        ax.plot(*data[key], "o-", ms=4, label=key.removeprefix("metric/"))
+    # equal values (every metric at 1.0 on a run that learned) would hide each other: each series its own marker,
+    # hollow and one size smaller than the one drawn before it, so all of them stay visible where they coincide
+    keys = [k for k in EVALUATED if k in data]
+    for i, key in enumerate(keys):
+        marker, size = "osD^vpX*"[i % 8], 4 + 1.5 * (len(keys) - 1 - i)
+        ax.plot(
+            *data[key], ls="-", lw=1, marker=marker, ms=size, mfc="none", mew=1.2, label=key.removeprefix("metric/")
+        )
     ax.set_ylim(-0.03, 1.03)
     ax.set_title("Evaluation (held-out real images; generated images)", fontsize=9)
     if "metric/fid_lenet" in data:
