@@ -115,7 +115,7 @@ def test_online_wandb_with_a_bogus_key_gives_up_in_bounded_time_and_the_csv_has_
     env = {"WANDB_MODE": "online", "WANDB_API_KEY": "0" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"}
     run = tmp_path / "run"
     start = time.time()
-    args = ["experiment=basicprop_line", *SHORT, "logger=default", "logger.wandb.init_timeout=10"]
+    args = ["experiment=basicprop_line", *SHORT, "logger=default", "logger.wandb.init_timeout=5"]
     done = run_cli([*args, f"hydra.run.dir={run}"], tmp_path, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert time.time() - start < 120 and "W&B could not start" in done.stdout + done.stderr
