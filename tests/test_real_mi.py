@@ -8,7 +8,7 @@ import torch
 from infogan_pl.augment import RandomAffine
 from infogan_pl.data import BasicPropDataModule
 from infogan_pl.latent import LatentSpec
-from infogan_pl.losses import paired_mutual_information, real_mutual_information
+from infogan_pl.losses import mutual_information_lower_bound, paired_mutual_information, real_mutual_information
 from infogan_pl.models import InfoGAN
 from tests.helpers import SPEC, compose_config, fit, tiny_overrides
 
@@ -106,3 +106,24 @@ def test_the_over_clustering_head_trains_the_trunk_and_itself_by_the_consistency
     assert 0 <= float(metrics["mi/overcluster"]) <= math.log(30) + 1e-5
     with pytest.raises(ValueError, match="model.overcluster needs model.consistency"):
         InfoGAN(SPEC, overcluster=30)
+
+
+def test_the_moved_fake_term_is_the_categorical_l_i_on_transformed_fakes_and_trains_g_through_the_transform(tmp_path):
+    torch.manual_seed(0)
+    model = InfoGAN(SPEC, moved_fake=0.5, lambda_info=2.0, augment=RandomAffine(0, 0, 0))  # t = identity
+    g_input, codes = model.sample(16, torch.Generator().manual_seed(0))
+    fake = model.generator(g_input)
+    loss, metrics = model.moved_fake_loss(fake, codes, 0, torch.Generator().manual_seed(1))
+    plain = mutual_information_lower_bound(model.encode(fake), codes)
+    moved, cat = float(metrics["mi/moved_fake"].detach()), float(plain["cat0"].detach())
+    assert moved == pytest.approx(cat, abs=1e-5)  # the continuous codes are left out
+    assert float(loss.detach()) == pytest.approx(-0.5 * 2.0 * cat, abs=1e-5)
+    loss.backward()
+    assert model.generator.net[0].weight.grad.abs().sum() > 0 and model.q_head.net[3].weight.grad.abs().sum() > 0
+    for off in (InfoGAN(SPEC), InfoGAN(SPEC, moved_fake=1.0, lambda_info=0.0)):  # off, and the probe: nothing
+        assert off.moved_fake_loss(fake, codes, 0, None) == (pytest.approx(0.0), {})
+    with pytest.raises(ValueError, match="model.moved_fake"):
+        InfoGAN(LatentSpec(z_dim=8, categorical=[], continuous=2), moved_fake=1.0)
+    model = InfoGAN(SPEC, moved_fake=1.0)  # and a real fit logs it
+    fit(model, BasicPropDataModule("line", train_size=64, val_size=32, batch_size=16), max_steps=2, root=tmp_path)
+    assert 0 < math.exp(float(model.step_metrics["mi/moved_fake"])) <= 10 + 1e-4  # L_I(cat) <= ln 10

@@ -11,6 +11,7 @@ import argparse
 import csv
 import itertools
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -19,18 +20,26 @@ from pathlib import Path
 
 from infogan_pl.bench.launch import run_jobs
 
+STRONG_T = ["model.augment.rotation=25", "model.augment.scale=0.2", "model.augment.shift=3"]
 VARIANTS = {  # name -> overrides; the experiments say what each term is
     "baseline": ["experiment=mnist_infogan", "recipe=study"],  # the original scheme, as the paper trained it
     "real_mi": ["experiment=mnist_infogan_real_mi", "recipe=study"],
     "consistency_study": ["experiment=mnist_infogan_consistency", "recipe=study"],
     "consistency": ["experiment=mnist_infogan_consistency"],  # the preset as it is, with the default recipe
-    "consistency_small_z": [
+    "consistency_small_z_study": [
         "experiment=mnist_infogan_consistency",
         "recipe=study",
         "latent.z_prior=normal",
         "latent.z_scale=0.1",
     ],
-    "consistency_overcluster": ["experiment=mnist_infogan_consistency", "recipe=study", "model.overcluster=50"],
+    "consistency_overcluster_study": ["experiment=mnist_infogan_consistency", "recipe=study", "model.overcluster=50"],
+    "consistency_overcluster": ["experiment=mnist_infogan_consistency", "model.overcluster=50"],
+    # IIC's strength of transforms on MNIST (rotations up to 25 degrees, crops): style is what t changes
+    "consistency_strong_t": ["experiment=mnist_infogan_consistency", *STRONG_T],
+    "consistency_overcluster_strong_t": ["experiment=mnist_infogan_consistency", "model.overcluster=50", *STRONG_T],
+    # Elastic-InfoGAN's transformation consistency on the generated side: Q reads c from t(G(z, c)) too
+    "moved_fake": ["experiment=mnist_infogan_consistency", "model.moved_fake=1"],
+    "moved_fake_overcluster": ["experiment=mnist_infogan_consistency", "model.moved_fake=1", "model.overcluster=50"],
 }
 
 
@@ -73,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
     parser.add_argument("--data-dir", default="data")
     parser.add_argument("--out", type=Path, default=Path("outputs/bench_quality"))
+    parser.add_argument(
+        "--cost-iters", type=int, default=20, help="iterations timed per variant for the cost table (0: none)"
+    )
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     args = parser.parse_args(argv)
     names = [v for v in args.variants.split(",") if v]
@@ -126,7 +138,34 @@ def main(argv: list[str] | None = None) -> int:
             per_seed = ", ".join(f"{c:.3f}" for c in scores)
             for k in range(2, min(3, len(finals)) + 1):
                 print(f"| {v} | {k} | {_fmt(selected(finals, scores, k))} | {per_seed} |")
+    if args.cost_iters:
+        cost(names, args.cost_iters, args.threads or os.cpu_count() or 1, args.data_dir, args.out / "cost")
     return 1 if failed else 0
+
+
+def cost(names: list[str], iters: int, threads: int, data_dir: str, out: Path, rounds: int = 2) -> None:
+    """Seconds per training iteration of each variant, timed in this one process in alternating rounds (after a
+    warm-up, evaluation outside the window), and the ratio to the first variant (the baseline when it is run)."""
+    import logging
+
+    import torch
+
+    from infogan_pl.bench.speed import framework_rate
+
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    torch.set_num_threads(threads)
+    batch, extra = 128, [f"paths.data_dir={Path(data_dir).absolute()}", "trainer.enable_progress_bar=false"]
+    times = {v: [] for v in names}
+    for _ in range(rounds):
+        for v in names:
+            times[v].append(batch / framework_rate(batch, iters, 3, "auto", [*VARIANTS[v], *extra], str(out)))
+    first = statistics.mean(times[names[0]])
+    print(
+        f"\nCost per iteration ({torch.get_num_threads()} threads, {rounds} alternating rounds of {iters} iterations):"
+    )
+    print(f"| variant | s / iteration | x {names[0]} |\n|---|---|---|")
+    for v in names:
+        print(f"| {v} | {statistics.mean(times[v]):.3f} | {statistics.mean(times[v]) / first:.2f} |")
 
 
 if __name__ == "__main__":

@@ -89,14 +89,19 @@ def _sync(device) -> None:
 
 
 def _config(batch: int, accelerator: str, extra: list[str], out: str):
+    """The timed run's config: `basicprop_line` (100,000 rendered images) unless `extra` names an experiment."""
+    base = (
+        []
+        if any(o.startswith("experiment=") for o in extra)
+        else ["experiment=basicprop_line", "data.train_size=100000"]
+    )
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return compose(
             config_name="config",
             overrides=[
-                "experiment=basicprop_line",
+                *base,
                 "logger=csv",
                 f"data.batch_size={batch}",
-                "data.train_size=100000",
                 "trainer.val_check_interval=100000",
                 f"trainer.accelerator={accelerator}",
                 "trainer.enable_model_summary=false",

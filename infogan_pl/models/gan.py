@@ -221,7 +221,9 @@ class GAN(L.LightningModule):
                 loss_d = loss_d + self.loss.penalty_weight * penalty
             loss_q, mi = self.q_loss(fake_features, codes)
             loss_real, real_metrics = self.real_data_loss(real, real_features, rng)
-            loss_q = loss_q + loss_real
+            loss_moved, moved_metrics = self.moved_fake_loss(fake.detach(), codes, it, rng)
+            loss_q = loss_q + loss_real + loss_moved
+            real_metrics.update(moved_metrics)
             if not self._optimizer_step(opt_d, {"loss/d": loss_d, "loss/q": loss_q}):
                 return self._end_iteration(it)
 
@@ -229,6 +231,7 @@ class GAN(L.LightningModule):
             with self.toggled_optimizer(opt_g):
                 g_logits, g_features = self.discriminator(self.noise(fake, it, rng))
                 loss_g = self.loss.g_loss(g_logits) + self.generator_info_loss(g_features, codes)
+                loss_g = loss_g + self.moved_fake_loss(fake, codes, it, rng)[0]
                 if not self._optimizer_step(opt_g, {"loss/g": loss_g}):
                     return self._end_iteration(it)
             if self.g_ema is not None:
@@ -298,6 +301,13 @@ class GAN(L.LightningModule):
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """Loss of Q on real images added to the D step (InfoGAN's real-data MI terms), and its metrics. None here."""
         return real_features.new_zeros(()), {}
+
+    def moved_fake_loss(
+        self, fake: Tensor, codes: Codes, it: int, generator: torch.Generator
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Information term on transformed generated images, added to the D step (fake detached) and the G step, and
+        its metrics. A plain GAN has none."""
+        return fake.new_zeros(()), {}
 
     def generator_info_loss(self, fake_features: Tensor, codes: Codes) -> Tensor:
         """Information term added to the G loss. A plain GAN has none."""

@@ -45,6 +45,10 @@ class InfoGAN(GAN):
     - `consistency`: I(Q(c|x); Q(c|t(x))) between each real image and a copy transformed by `augment` (IIC), per
       categorical code. Only where t preserves the factor: small affine maps keep a digit's class, but every
       BasicProp factor is a position or a height, which they change.
+    `moved_fake` (Elastic-InfoGAN's transformation consistency, Ojha et al. 2019, in its L_I form): the categorical
+    part of L_I also on t(G(z, c)), with weight moved_fake·λ, in the D/Q step and in the G step. Q must read c
+    through the transforms and G must draw c in what they keep (a digit's class) rather than what they change
+    (slant, size, position), which the continuous codes are left to carry.
     """
 
     def __init__(
@@ -58,6 +62,7 @@ class InfoGAN(GAN):
         real_mi: float = 0.0,
         consistency: float = 0.0,
         overcluster: int = 0,
+        moved_fake: float = 0.0,
         augment: RandomAffine | None = None,
         info_objective: str = "mutual_information",
         **kwargs,
@@ -70,6 +75,8 @@ class InfoGAN(GAN):
             raise ValueError(f"model.real_mi and model.consistency must be >= 0, got {real_mi}, {consistency}.")
         if (real_mi or consistency) and not self.latent.categorical:
             raise ValueError("model.real_mi and model.consistency need a categorical code (latent.categorical).")
+        if moved_fake < 0 or (moved_fake and not self.latent.categorical):
+            raise ValueError(f"model.moved_fake must be >= 0 and needs a categorical code, got {moved_fake}.")
         if overcluster < 0 or (overcluster and not consistency):
             raise ValueError(f"model.overcluster needs model.consistency > 0 and must be >= 0, got {overcluster}.")
         if lambda_info < 0:
@@ -81,7 +88,7 @@ class InfoGAN(GAN):
         if not self.latent.has_codes:
             raise ValueError("InfoGAN needs latent codes: set latent.categorical or latent.continuous.")
         self.lambda_info, self.lambda_warmup, self.lr_q = float(lambda_info), int(lambda_warmup), float(lr_q)
-        self.real_mi, self.consistency = float(real_mi), float(consistency)
+        self.real_mi, self.consistency, self.moved_fake = float(real_mi), float(consistency), float(moved_fake)
         # IIC's over-clustering head: K values on the same trunk, trained by the same consistency term; it shapes the
         # trunk's features for finer clusters, never the code (a Linear head, in D's optimizer with Q's lr)
         self.overcluster_head = nn.Linear(self.discriminator.feature_dim, overcluster) if overcluster else None
@@ -148,6 +155,19 @@ class InfoGAN(GAN):
                 metrics["mi/overcluster"] = paired_mutual_information(here, there)
                 loss = loss - self.consistency * metrics["mi/overcluster"]
         return loss, metrics
+
+    def moved_fake_loss(
+        self, fake: Tensor, codes: Codes, it: int, generator: torch.Generator
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """-moved_fake·λ·Σ L_I(cat) of Q on t(fake) (instance noise as on every D input), and that L_I (nats)."""
+        if not self.moved_fake or self.is_probe:
+            return fake.new_zeros(()), {}
+        features = self.discriminator.features(self.noise(self.augment(fake, generator), it, generator))
+        terms = mutual_information_lower_bound(
+            self.q_head(features if self.mi_trains_trunk else features.detach()), codes
+        )
+        cat = torch.stack([terms[f"cat{i}"] for i in range(len(self.latent.categorical))]).sum()
+        return -self.moved_fake * self.info_weight * cat, {"mi/moved_fake": cat}
 
     def encode(self, images: Tensor) -> QOutput:
         """Q(c | x) of images (B, C, H, W): the encoder the evaluation measures."""
