@@ -204,6 +204,13 @@ def real_mutual_information(logits: Tensor) -> tuple[Tensor, Tensor]:
     return _entropy(p.mean(dim=0)), _entropy(p).mean()
 
 
+def paired_marginal_entropy(logits_a: Tensor, logits_b: Tensor) -> Tensor:
+    """H of the marginal of `paired_mutual_information`'s symmetrized joint (the same for both sides), nats: IIC's
+    objective with its weight λ on the marginals is I + (λ - 1)·2·H, which for λ > 1 favours balanced clusters."""
+    marginal = (logits_a.float().softmax(dim=1).mean(dim=0) + logits_b.float().softmax(dim=1).mean(dim=0)) / 2
+    return _entropy(marginal)
+
+
 def paired_mutual_information(logits_a: Tensor, logits_b: Tensor) -> Tensor:
     """I(c; c') between Q's assignments of images and of transformed copies (IIC, Ji et al. 2019), nats, from
     logits (B, K) each: the joint (K, K) is the batch mean of outer products, symmetrized. At most ln K, reached

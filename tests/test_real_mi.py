@@ -8,7 +8,12 @@ import torch
 from infogan_pl.augment import RandomAffine
 from infogan_pl.data import BasicPropDataModule
 from infogan_pl.latent import LatentSpec
-from infogan_pl.losses import mutual_information_lower_bound, paired_mutual_information, real_mutual_information
+from infogan_pl.losses import (
+    mutual_information_lower_bound,
+    paired_marginal_entropy,
+    paired_mutual_information,
+    real_mutual_information,
+)
 from infogan_pl.models import InfoGAN
 from tests.helpers import SPEC, compose_config, fit, tiny_overrides
 
@@ -127,3 +132,28 @@ def test_the_moved_fake_term_is_the_categorical_l_i_on_transformed_fakes_and_tra
     model = InfoGAN(SPEC, moved_fake=1.0)  # and a real fit logs it
     fit(model, BasicPropDataModule("line", train_size=64, val_size=32, batch_size=16), max_steps=2, root=tmp_path)
     assert 0 < math.exp(float(model.step_metrics["mi/moved_fake"])) <= 10 + 1e-4  # L_I(cat) <= ln 10
+
+
+def test_iic_lambda_on_the_marginals_is_the_mi_plus_twice_the_marginal_entropy_and_is_added_to_the_loss():
+    torch.manual_seed(0)
+    a, b = torch.randn(64, 10), torch.randn(64, 10)
+    pa, pb = a.softmax(1), b.softmax(1)
+    joint = pa.t() @ pb / 64
+    joint = (joint + joint.t()) / 2
+    lam = 2.5  # IIC's loss as its authors write it: sum P (log P - lam log P_i - lam log P_j)
+    iic = (
+        joint * (joint.log() - lam * joint.sum(1, keepdim=True).log() - lam * joint.sum(0, keepdim=True).log())
+    ).sum()
+    ours = paired_mutual_information(a, b) + (lam - 1) * 2 * paired_marginal_entropy(a, b)
+    assert float(ours) == pytest.approx(float(iic), abs=1e-5) and float(iic) > float(paired_mutual_information(a, b))
+    real = torch.rand(16, 1, 28, 28) * 2 - 1
+    losses = {}
+    for weight in (1.0, lam):
+        torch.manual_seed(0)
+        model = InfoGAN(SPEC, consistency=1.0, consistency_entropy=weight)
+        _, features = model.discriminator(real)
+        losses[weight], metrics = model.real_data_loss(real, features, torch.Generator().manual_seed(0))
+    extra = float(losses[1.0].detach() - losses[lam].detach())
+    assert extra == pytest.approx((lam - 1) * 2 * float(metrics["mi/consistency_marginal"].detach()), abs=1e-4)
+    with pytest.raises(ValueError, match="model.consistency_entropy"):
+        InfoGAN(SPEC, consistency=1.0, consistency_entropy=0.5)

@@ -40,6 +40,8 @@ VARIANTS = {  # name -> overrides; the experiments say what each term is
     # Elastic-InfoGAN's transformation consistency on the generated side: Q reads c from t(G(z, c)) too
     "moved_fake": ["experiment=mnist_infogan_consistency", "model.moved_fake=1"],
     "moved_fake_overcluster": ["experiment=mnist_infogan_consistency", "model.moved_fake=1", "model.overcluster=50"],
+    # IIC's weight on the marginals (SCAN weighs its entropy term 5x): merged digits leave the clusters unbalanced
+    "consistency_balanced": ["experiment=mnist_infogan_consistency", "model.consistency_entropy=2"],
 }
 
 

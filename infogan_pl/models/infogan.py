@@ -11,6 +11,7 @@ from infogan_pl.latent import Codes
 from infogan_pl.losses import (
     continuous_code_fit,
     mutual_information_lower_bound,
+    paired_marginal_entropy,
     paired_mutual_information,
     real_mutual_information,
     warmup_factor,
@@ -44,7 +45,8 @@ class InfoGAN(GAN):
     - `real_mi`: I_Q(c; x) = H(E_x Q(c|x)) - E_x H(Q(c|x)) on the real batch (IMSAT), per categorical code;
     - `consistency`: I(Q(c|x); Q(c|t(x))) between each real image and a copy transformed by `augment` (IIC), per
       categorical code. Only where t preserves the factor: small affine maps keep a digit's class, but every
-      BasicProp factor is a position or a height, which they change.
+      BasicProp factor is a position or a height, which they change. `consistency_entropy` is IIC's λ on the
+      marginals (1: the MI; > 1 adds (λ - 1)·2·H of the assignments' marginal, against merged clusters).
     `moved_fake` (Elastic-InfoGAN's transformation consistency, Ojha et al. 2019, in its L_I form): the categorical
     part of L_I also on t(G(z, c)), with weight moved_fake·λ, in the D/Q step and in the G step. Q must read c
     through the transforms and G must draw c in what they keep (a digit's class) rather than what they change
@@ -62,6 +64,7 @@ class InfoGAN(GAN):
         real_mi: float = 0.0,
         consistency: float = 0.0,
         overcluster: int = 0,
+        consistency_entropy: float = 1.0,
         moved_fake: float = 0.0,
         augment: RandomAffine | None = None,
         info_objective: str = "mutual_information",
@@ -75,6 +78,9 @@ class InfoGAN(GAN):
             raise ValueError(f"model.real_mi and model.consistency must be >= 0, got {real_mi}, {consistency}.")
         if (real_mi or consistency) and not self.latent.categorical:
             raise ValueError("model.real_mi and model.consistency need a categorical code (latent.categorical).")
+        if consistency_entropy < 1:
+            raise ValueError(f"model.consistency_entropy must be >= 1 (1: the plain MI), got {consistency_entropy}.")
+        self.consistency_entropy = float(consistency_entropy)
         if moved_fake < 0 or (moved_fake and not self.latent.categorical):
             raise ValueError(f"model.moved_fake must be >= 0 and needs a categorical code, got {moved_fake}.")
         if overcluster < 0 or (overcluster and not consistency):
@@ -148,6 +154,10 @@ class InfoGAN(GAN):
                 [paired_mutual_information(a, b) for a, b in zip(logits, moved, strict=True)]
             ).sum()
             loss = loss - self.consistency * metrics["mi/consistency"]
+            if self.consistency_entropy != 1:  # IIC's λ on the marginals: I + (λ - 1)·2·H(marginal)
+                balance = torch.stack([paired_marginal_entropy(a, b) for a, b in zip(logits, moved, strict=True)])
+                metrics["mi/consistency_marginal"] = balance.sum()
+                loss = loss - self.consistency * (self.consistency_entropy - 1) * 2 * metrics["mi/consistency_marginal"]
             if self.overcluster_head is not None:
                 here, there = (
                     self.overcluster_head(f if trunk_learns else f.detach()) for f in (real_features, features)
