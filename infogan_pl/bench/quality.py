@@ -38,7 +38,7 @@ VARIANTS = {  # name -> overrides; the experiments say what each term is
     "consistency_strong_t": ["experiment=mnist_infogan_consistency", *STRONG_T],
     "consistency_overcluster_strong_t": ["experiment=mnist_infogan_consistency", "model.overcluster=50", *STRONG_T],
     # Elastic-InfoGAN's transformation consistency on the generated side: Q reads c from t(G(z, c)) too
-    "moved_fake": ["experiment=mnist_infogan_consistency", "model.moved_fake=1"],
+    "invariant": ["experiment=mnist_infogan_invariant"],  # the recommended preset: consistency + model.moved_fake=1
     "moved_fake_overcluster": ["experiment=mnist_infogan_consistency", "model.moved_fake=1", "model.overcluster=50"],
     # IIC's weight on the marginals (SCAN weighs its entropy term 5x): merged digits leave the clusters unbalanced
     "consistency_balanced": ["experiment=mnist_infogan_consistency", "model.consistency_entropy=2"],
