@@ -39,7 +39,7 @@ def test_every_fast_path_the_bench_times_is_a_valid_override_set():
 def test_quality_bench_trains_variants_side_by_side_and_prints_medians(tmp_path, capsys, mnist_dir):
     from infogan_pl.bench import quality
 
-    args = ["--seeds", "2", "--epochs", "1", "--jobs", "2", "--variants", "baseline,consistency"]
+    args = ["--seeds", "2", "--epochs", "1", "--jobs", "2", "--variants", "baseline,consistency", "--cost-iters", "2"]
     args += ["--data-dir", str(mnist_dir), "--out", str(tmp_path)]
     overrides = ["data.train_size=64", "data.val_size=48", "data.batch_size=32", "+model.generator.hidden=64"]
     overrides += ["+model.discriminator.hidden=64", "callbacks.evaluation.real=48", "callbacks.evaluation.fid=32"]
@@ -52,6 +52,9 @@ def test_quality_bench_trains_variants_side_by_side_and_prints_medians(tmp_path,
         ("consistency", "0"),
         ("consistency", "1"),
     ]
-    assert re.search(r"^\| consistency \| [\d.]+ \([\d.]+–[\d.]+\) \|", out, re.M)  # median (range) over seeds
+    assert re.search(
+        r"^\| consistency \| [0-2]/2 \| [\d.]+ \([\d.]+–[\d.]+\) \|", out, re.M
+    )  # median (range) over seeds
+    assert re.search(r"^\| consistency \| [\d.]+ \| [\d.]+ \|$", out, re.M)  # s / iteration and x baseline
     assert (tmp_path / "consistency" / "seed1" / "summary.json").is_file()
     assert re.search(r"^\| (baseline|consistency) \| 2 \| [\d.]+ \(", out, re.M)  # best of 2 restarts, no label read

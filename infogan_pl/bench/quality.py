@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     summary, selection = {}, {}
     for v in names:
-        finals, li, fids, scores = [], [], [], []
+        finals, li, fids, scores, epochs = [], [], [], [], [[] for _ in range(args.epochs)]
         for k in range(args.seeds):
             run_dir = args.out / v / f"seed{k}"
             if not (run_dir / "summary.json").is_file():
@@ -120,17 +120,24 @@ def main(argv: list[str] | None = None) -> int:
             extra = [m.get("mi/eval_cat0"), m.get("mi/eval_cont0"), m.get("metric/fid_lenet")]
             cells += ["—" if x is None else f"{x:.3f}" for x in extra]
             print(f"| {v} | {k} | " + " | ".join(cells) + " |")
+            for e, a in enumerate(accs):
+                epochs[e].append(a)
             if accs:
                 finals.append(accs[-1])
                 scores.append(criterion(run_dir, args.epochs))
             li += [m["mi/eval_cat0"]] if m.get("mi/eval_cat0") is not None else []
             fids += [m["metric/fid_lenet"]] if m.get("metric/fid_lenet") is not None else []
-        summary[v] = (finals, li, fids)
+        summary[v] = (epochs, finals, li, fids)
         if len(finals) >= 2 and all(score is not None for score in scores):
             selection[v] = (finals, scores)
-    print("\n| variant | final cat acc: median (range) | L_I cat0 | FID-LeNet |\n|---|---|---|---|")
-    for v, (finals, li, fids) in summary.items():
-        print(f"| {v} | {_fmt(finals)} | {_fmt(li)} | {_fmt(fids)} |")
+    print(
+        "\nMedian (range) over seeds; 'seeds >= 0.95': runs whose final cat acc passes the paper's 95%, one run each:"
+    )
+    header = ["variant", "seeds >= 0.95", *(f"cat acc ep{e + 1}" for e in range(args.epochs)), "L_I cat0", "FID-LeNet"]
+    print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+    for v, (epochs, finals, li, fids) in summary.items():
+        passed = f"{sum(a >= 0.95 for a in finals)}/{len(finals)}"
+        print(f"| {v} | {passed} | " + " | ".join(_fmt(e) for e in epochs) + f" | {_fmt(li)} | {_fmt(fids)} |")
     if selection:
         print(
             "\nBest of k restarts by the unsupervised criterion (no label read), over every k of the seeds; cost k x:"
@@ -141,11 +148,20 @@ def main(argv: list[str] | None = None) -> int:
             for k in range(2, min(3, len(finals)) + 1):
                 print(f"| {v} | {k} | {_fmt(selected(finals, scores, k))} | {per_seed} |")
     if args.cost_iters:
-        cost(names, args.cost_iters, args.threads or os.cpu_count() or 1, args.data_dir, args.out / "cost")
+        cost(
+            names,
+            args.cost_iters,
+            args.threads or os.cpu_count() or 1,
+            args.data_dir,
+            args.out / "cost",
+            args.overrides,
+        )
     return 1 if failed else 0
 
 
-def cost(names: list[str], iters: int, threads: int, data_dir: str, out: Path, rounds: int = 2) -> None:
+def cost(
+    names: list[str], iters: int, threads: int, data_dir: str, out: Path, overrides: list[str] = (), rounds: int = 2
+) -> None:
     """Seconds per training iteration of each variant, timed in this one process in alternating rounds (after a
     warm-up, evaluation outside the window), and the ratio to the first variant (the baseline when it is run)."""
     import logging
@@ -156,7 +172,7 @@ def cost(names: list[str], iters: int, threads: int, data_dir: str, out: Path, r
 
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     torch.set_num_threads(threads)
-    batch, extra = 128, [f"paths.data_dir={Path(data_dir).absolute()}", "trainer.enable_progress_bar=false"]
+    batch, extra = 128, [f"paths.data_dir={Path(data_dir).absolute()}", "trainer.enable_progress_bar=false", *overrides]
     times = {v: [] for v in names}
     for _ in range(rounds):
         for v in names:
