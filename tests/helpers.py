@@ -36,6 +36,7 @@ README_PRESETS = {  # presets the README gives a command for, beside the study's
     "basicprop_rect_two_cat",
     "mnist_infogan_real_mi",
     "mnist_infogan_consistency",
+    "mnist_infogan_invariant",
     "mnist_vae",
     "mnist_vae_mi",
     "basicprop_line_vae_mi",
