@@ -170,7 +170,7 @@ def cost(
     names: list[str], iters: int, threads: int, data_dir: str, out: Path, overrides: list[str] = (), rounds: int = 2
 ) -> None:
     """Seconds per training iteration of each variant, timed in this one process in alternating rounds (after a
-    warm-up, evaluation outside the window), and the ratio to the first variant (the baseline when it is run)."""
+    warm-up, evaluation outside the window), and the ratio to the original scheme (`baseline`; else the first)."""
     import logging
 
     import torch
@@ -184,11 +184,12 @@ def cost(
     for _ in range(rounds):
         for v in names:
             times[v].append(batch / framework_rate(batch, iters, 3, "auto", [*VARIANTS[v], *extra], str(out)))
-    first = statistics.mean(times[names[0]])
+    ref = "baseline" if "baseline" in names else names[0]
+    first = statistics.mean(times[ref])
     print(
         f"\nCost per iteration ({torch.get_num_threads()} threads, {rounds} alternating rounds of {iters} iterations):"
     )
-    print(f"| variant | s / iteration | x {names[0]} |\n|---|---|---|")
+    print(f"| variant | s / iteration | x {ref} |\n|---|---|---|")
     for v in names:
         print(f"| {v} | {statistics.mean(times[v]):.3f} | {statistics.mean(times[v]) / first:.2f} |")
 
