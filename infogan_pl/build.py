@@ -21,7 +21,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from infogan_pl.checkpointing import AtomicCheckpointIO, ConfigInCheckpoint, LastCheckpoint
+from infogan_pl.checkpointing import AtomicCheckpointIO, ConfigInCheckpoint, LastCheckpoint, LogsBeforeCheckpoint
 
 
 class ConfigError(ValueError):
@@ -153,7 +153,7 @@ def build_callbacks(cfg: DictConfig, invocations: list[list[str]] | None = None)
     if not cfg.trainer.get("enable_progress_bar", True):
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     config = OmegaConf.to_container(cfg, resolve=True)
-    return [*callbacks, ConfigInCheckpoint(config, invocations), LastCheckpoint()]
+    return [*callbacks, ConfigInCheckpoint(config, invocations), LogsBeforeCheckpoint(), LastCheckpoint()]
 
 
 def build_loggers(cfg: DictConfig) -> list:

@@ -261,6 +261,16 @@ class ConfigInCheckpoint(L.Callback):
         checkpoint[INVOCATIONS_KEY] = self.invocations
 
 
+class LogsBeforeCheckpoint(L.Callback):
+    """Writes the loggers' rows out while a checkpoint is assembled, before its file lands: a run killed at any
+    moment after a checkpoint exists has every row up to it on disk (written after the file, as Lightning's
+    `after_save_checkpoint` does, a kill between the two lost the rows since the previous checkpoint)."""
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        for logger in trainer.loggers:
+            logger.save()
+
+
 class LastCheckpoint(L.Callback):
     """checkpoints/last.ckpt where a run stops, in a state `ckpt_path=last` continues exactly from:
     - at the batch that reaches `trainer.max_steps`, before Lightning closes the loop: its fit loop then counts the

@@ -67,7 +67,8 @@ class MetricsWriter(ExperimentWriter):
 class CSVLogger(pl_loggers.CSVLogger):
     """Lightning's CSV logger (`<run dir>/csv/metrics.csv`) with the `MetricsWriter` above: `continue_from(iteration)`,
     called before anything is logged, makes a resumed run keep the rows of the run it continues. Rows are written
-    out at every checkpoint, so a killed run's file holds every row up to the one it resumes from."""
+    out before every checkpoint lands (`checkpointing.LogsBeforeCheckpoint`), so a killed run's file holds every row up
+    to the one it resumes from."""
 
     _resume_iteration: int | None = None
 
@@ -78,10 +79,6 @@ class CSVLogger(pl_loggers.CSVLogger):
             Path(self.root_dir).mkdir(parents=True, exist_ok=True)
             self._experiment = MetricsWriter(self.log_dir, self._resume_iteration)
         return self._experiment
-
-    def after_save_checkpoint(self, checkpoint_callback) -> None:
-        super().after_save_checkpoint(checkpoint_callback)
-        self.save()
 
     def continue_from(self, iteration: int) -> None:
         self._resume_iteration = iteration

@@ -219,3 +219,22 @@ def test_a_full_disk_stops_with_one_line_and_the_previous_checkpoint_resumes_onc
         assert torch.load(last, weights_only=True)["iteration"] == 3
     finally:
         subprocess.run(["umount", "-l", str(disk)])
+
+
+def test_every_checkpoint_lands_after_the_metric_rows_up_to_its_iteration_are_on_disk(tmp_path, monkeypatch):
+    # a SIGKILL may come the instant a checkpoint file exists: the rows it resumes after must already be written
+    from infogan_pl.train import run
+    from tests.helpers import compose_config
+
+    seen, write = [], AtomicCheckpointIO.save_checkpoint
+
+    def spy(self, checkpoint, path, storage_options=None):
+        rows = _csv_rows(tmp_path) if (tmp_path / "csv" / "metrics.csv").is_file() else []
+        seen.append((checkpoint["iteration"], {float(r["iteration"]) for r in rows if r.get("loss/d")}))
+        return write(self, checkpoint, path, storage_options)
+
+    monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", spy)
+    run(compose_config([*SHORT, "trainer.max_steps=12"], tmp_path))
+    assert {it for it, _ in seen} == {2, 4, 6}  # the periodic saves at steps 4, 8, 12 and where the run stops
+    for iteration, on_disk in seen:
+        assert set(map(float, range(1, iteration + 1))) <= on_disk, iteration
