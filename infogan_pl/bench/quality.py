@@ -79,10 +79,10 @@ def _fmt(values: list[float]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--jobs", type=int, default=2)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per variant (default 5)")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per run, evaluated after each (default 3)")
+    parser.add_argument("--jobs", type=int, default=2, help="runs side by side (default 2)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads per job (0: cores / jobs)")
     parser.add_argument(
         "--variants",
@@ -90,7 +90,12 @@ def main(argv: list[str] | None = None) -> int:
         help=f"comma-separated, of {', '.join(VARIANTS)}; 'all' for every one",
     )
     parser.add_argument("--data-dir", default="data")
-    parser.add_argument("--out", type=Path, default=Path("outputs/bench_quality"))
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("outputs/bench_quality"),
+        help="<out>/<variant>/seed<k>; finished runs are reused",
+    )
     parser.add_argument(
         "--cost-iters", type=int, default=20, help="iterations timed per variant for the cost table (0: none)"
     )

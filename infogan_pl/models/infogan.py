@@ -81,8 +81,10 @@ class InfoGAN(GAN):
         if consistency_entropy < 1:
             raise ValueError(f"model.consistency_entropy must be >= 1 (1: the plain MI), got {consistency_entropy}.")
         self.consistency_entropy = float(consistency_entropy)
-        if moved_fake < 0 or (moved_fake and not self.latent.categorical):
-            raise ValueError(f"model.moved_fake must be >= 0 and needs a categorical code, got {moved_fake}.")
+        if moved_fake < 0:
+            raise ValueError(f"model.moved_fake must be >= 0 (0 turns it off), got {moved_fake}.")
+        if moved_fake and not self.latent.categorical:
+            raise ValueError("model.moved_fake needs a categorical code (latent.categorical).")
         if overcluster < 0 or (overcluster and not consistency):
             raise ValueError(f"model.overcluster needs model.consistency > 0 and must be >= 0, got {overcluster}.")
         if lambda_info < 0:
