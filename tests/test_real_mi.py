@@ -127,11 +127,25 @@ def test_the_moved_fake_term_is_the_categorical_l_i_on_transformed_fakes_and_tra
     assert model.generator.net[0].weight.grad.abs().sum() > 0 and model.q_head.net[3].weight.grad.abs().sum() > 0
     for off in (InfoGAN(SPEC), InfoGAN(SPEC, moved_fake=1.0, lambda_info=0.0)):  # off, and the probe: nothing
         assert off.moved_fake_loss(fake, codes, 0, None) == (pytest.approx(0.0), {})
+    q_only = InfoGAN(SPEC, moved_fake=1.0, moved_fake_trains_g=False)  # Q's side stays, G's step gets nothing
+    assert q_only.moved_fake_loss(fake, codes, 0, None, g_step=True) == (pytest.approx(0.0), {})
+    assert float(q_only.moved_fake_loss(fake, codes, 0, torch.Generator().manual_seed(1))[0].detach()) < 0
     with pytest.raises(ValueError, match="model.moved_fake"):
         InfoGAN(LatentSpec(z_dim=8, categorical=[], continuous=2), moved_fake=1.0)
     model = InfoGAN(SPEC, moved_fake=1.0)  # and a real fit logs it
     fit(model, BasicPropDataModule("line", train_size=64, val_size=32, batch_size=16), max_steps=2, root=tmp_path)
     assert 0 < math.exp(float(model.step_metrics["mi/moved_fake"])) <= 10 + 1e-4  # L_I(cat) <= ln 10
+
+
+def test_the_g_step_gets_the_moved_fake_term_unless_moved_fake_trains_g_is_off(tmp_path):
+    generators = {}
+    for trains_g in (True, False):
+        torch.manual_seed(0)
+        model = InfoGAN(SPEC, moved_fake=1.0, moved_fake_trains_g=trains_g, consistency=0.0)
+        data = BasicPropDataModule("line", train_size=32, val_size=16, batch_size=16)
+        fit(model, data, max_steps=4, root=tmp_path / str(trains_g))
+        generators[trains_g] = torch.cat([p.detach().flatten() for p in model.generator.parameters()])
+    assert not torch.equal(generators[True], generators[False])  # the only difference: the G step's term
 
 
 def test_iic_lambda_on_the_marginals_is_the_mi_plus_twice_the_marginal_entropy_and_is_added_to_the_loss():

@@ -41,6 +41,8 @@ VARIANTS = {  # name -> overrides; the experiments say what each term is
     "consistency_overcluster_strong_t": ["experiment=mnist_infogan_consistency", "model.overcluster=50", *STRONG_T],
     # Elastic-InfoGAN's transformation consistency on the generated side: Q reads c from t(G(z, c)) too
     "invariant": ["experiment=mnist_infogan_invariant"],  # the recommended preset: consistency + model.moved_fake=1
+    "invariant_half": ["experiment=mnist_infogan_invariant", "model.moved_fake=0.5"],  # FID against accuracy
+    "invariant_q_only": ["experiment=mnist_infogan_invariant", "model.moved_fake_trains_g=false"],  # G not pushed
     "invariant_live_g": ["experiment=mnist_infogan_consistency", "model.moved_fake=1"],  # the same, drawn with G itself
     "moved_fake_overcluster": ["experiment=mnist_infogan_consistency", "model.moved_fake=1", "model.overcluster=50"],
     # IIC's weight on the marginals (SCAN weighs its entropy term 5x): merged digits leave the clusters unbalanced

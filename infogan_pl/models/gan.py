@@ -231,7 +231,7 @@ class GAN(L.LightningModule):
             with self.toggled_optimizer(opt_g):
                 g_logits, g_features = self.discriminator(self.noise(fake, it, rng))
                 loss_g = self.loss.g_loss(g_logits) + self.generator_info_loss(g_features, codes)
-                loss_g = loss_g + self.moved_fake_loss(fake, codes, it, rng)[0]
+                loss_g = loss_g + self.moved_fake_loss(fake, codes, it, rng, g_step=True)[0]
                 if not self._optimizer_step(opt_g, {"loss/g": loss_g}):
                     return self._end_iteration(it)
             if self.g_ema is not None:
@@ -303,10 +303,10 @@ class GAN(L.LightningModule):
         return real_features.new_zeros(()), {}
 
     def moved_fake_loss(
-        self, fake: Tensor, codes: Codes, it: int, generator: torch.Generator
+        self, fake: Tensor, codes: Codes, it: int, generator: torch.Generator, g_step: bool = False
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """Information term on transformed generated images, added to the D step (fake detached) and the G step, and
-        its metrics. A plain GAN has none."""
+        """Information term on transformed generated images, added to the D step (fake detached) and the G step
+        (`g_step`), and its metrics. A plain GAN has none."""
         return fake.new_zeros(()), {}
 
     def generator_info_loss(self, fake_features: Tensor, codes: Codes) -> Tensor:

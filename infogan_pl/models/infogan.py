@@ -50,7 +50,8 @@ class InfoGAN(GAN):
     `moved_fake` (Elastic-InfoGAN's transformation consistency, Ojha et al. 2019, in its L_I form): the categorical
     part of L_I also on t(G(z, c)), with weight moved_fake·λ, in the D/Q step and in the G step. Q must read c
     through the transforms and G must draw c in what they keep (a digit's class) rather than what they change
-    (slant, size, position), which the continuous codes are left to carry.
+    (slant, size, position), which the continuous codes are left to carry. With `moved_fake_trains_g` off the term
+    trains Q and the trunk only (Q learns to read c through t from G's images; G is not pushed to draw for it).
     """
 
     def __init__(
@@ -66,6 +67,7 @@ class InfoGAN(GAN):
         overcluster: int = 0,
         consistency_entropy: float = 1.0,
         moved_fake: float = 0.0,
+        moved_fake_trains_g: bool = True,
         augment: RandomAffine | None = None,
         info_objective: str = "mutual_information",
         **kwargs,
@@ -97,6 +99,7 @@ class InfoGAN(GAN):
             raise ValueError("InfoGAN needs latent codes: set latent.categorical or latent.continuous.")
         self.lambda_info, self.lambda_warmup, self.lr_q = float(lambda_info), int(lambda_warmup), float(lr_q)
         self.real_mi, self.consistency, self.moved_fake = float(real_mi), float(consistency), float(moved_fake)
+        self.moved_fake_trains_g = bool(moved_fake_trains_g)
         # IIC's over-clustering head: K values on the same trunk, trained by the same consistency term; it shapes the
         # trunk's features for finer clusters, never the code (a Linear head, in D's optimizer with Q's lr)
         self.overcluster_head = nn.Linear(self.discriminator.feature_dim, overcluster) if overcluster else None
@@ -169,10 +172,10 @@ class InfoGAN(GAN):
         return loss, metrics
 
     def moved_fake_loss(
-        self, fake: Tensor, codes: Codes, it: int, generator: torch.Generator
+        self, fake: Tensor, codes: Codes, it: int, generator: torch.Generator, g_step: bool = False
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """-moved_fake·λ·Σ L_I(cat) of Q on t(fake) (instance noise as on every D input), and that L_I (nats)."""
-        if not self.moved_fake or self.is_probe:
+        if not self.moved_fake or self.is_probe or (g_step and not self.moved_fake_trains_g):
             return fake.new_zeros(()), {}
         features = self.discriminator.features(self.noise(self.augment(fake, generator), it, generator))
         terms = mutual_information_lower_bound(
