@@ -57,4 +57,7 @@ def test_quality_bench_trains_variants_side_by_side_and_prints_medians(tmp_path,
     )  # median (range) over seeds
     assert re.search(r"^\| consistency \| [\d.]+ \| [\d.]+ \|$", out, re.M)  # s / iteration and x baseline
     assert (tmp_path / "consistency" / "seed1" / "summary.json").is_file()
+    # FID of each final checkpoint by `evaluate`, the last cell of its row
+    assert re.search(r"^\| baseline \| 1 \| [\d.]+ \| -?[\d.]+ \| -?[\d.]+ \| [\d.]+ \|$", out, re.M)
+    assert (tmp_path / "baseline" / "seed1" / "checkpoints" / "eval_last" / "metrics.json").is_file()
     assert re.search(r"^\| (baseline|consistency) \| 2 \| [\d.]+ \(", out, re.M)  # best of 2 restarts, no label read

@@ -6,6 +6,8 @@ import torch
 
 from infogan_pl.data import BasicProp
 from infogan_pl.data.basicprop import rectangle_masks
+from infogan_pl.data.mnist import ImageTensorDataset
+from infogan_pl.data.sampling import take
 from infogan_pl.metrics.accuracy import hungarian_accuracy, nmi, purity
 from infogan_pl.metrics.basicprop_decoder import decode_basicprop, min_template_distance
 from infogan_pl.metrics.disentanglement import discretize, mig, mutual_information_matrix
@@ -105,6 +107,17 @@ def test_fid_of_a_set_against_itself_is_about_zero_and_against_noise_is_large():
     real, _ = BasicProp("line", size=500, noise="both")[torch.arange(500)]
     assert abs(fid(features, real, real.clone())) < 1e-3
     assert fid(features, real, torch.rand(500, 1, 28, 28) * 2 - 1) > 100 * max(abs(fid(features, real, real)), 1e-4)
+
+
+def test_the_fid_reference_is_a_seeded_draw_from_the_whole_test_set_not_its_first_images():
+    # MNIST's test set is ordered by writer population: its first 2,000 images are not a sample of it
+    n = 100
+    data = ImageTensorDataset(torch.zeros(n, 1, 2, 2, dtype=torch.uint8), torch.arange(n)[:, None], ["index"])
+    assert take(data, 20)[1][:, 0].tolist() == list(range(20))  # without a seed: the first n
+    drawn = take(data, 20, seed=1234)[1][:, 0]
+    assert drawn.unique().numel() == 20 and drawn.min() < n // 2 <= drawn.max()  # no repeats, both halves
+    assert torch.equal(drawn, take(data, 20, seed=1234)[1][:, 0])  # the same reference at every evaluation
+    assert take(data, 500, seed=1234)[1][:, 0].tolist() == list(range(n))  # a budget past the set: all of it
 
 
 def test_lenet_learns_a_separable_task_and_is_scored_on_held_out_images():

@@ -217,7 +217,7 @@ def _evaluate(model, datamodule, budget: Budget, labeller) -> Evaluation:
             metrics.update(generated_metrics(model, labeller, names, budget.generated_per_value, budget.seed, kinds))
     features = labeller.fid_features() if labeller is not None else None
     if features is not None:
-        real, _ = take(datamodule.val_set, budget.fid)
+        real, _ = take(datamodule.val_set, budget.fid, seed=budget.seed)  # drawn from the whole set
         g_input, _ = fixed_latents(model.latent, len(real), budget.seed, model.device)
         fake = torch.cat(batched(model.generate, g_input)).cpu()
         metrics["metric/fid_lenet"] = fid(features, real, fake)
