@@ -10,8 +10,8 @@ import torch
 from infogan_pl import evaluate, report
 from infogan_pl.data import BasicProp, BasicPropDataModule
 from infogan_pl.latent import LatentSpec
-from infogan_pl.metrics.basicprop_decoder import BasicPropDecoder
 from infogan_pl.metrics import evaluation
+from infogan_pl.metrics.basicprop_decoder import BasicPropDecoder
 from infogan_pl.metrics.evaluation import Budget, evaluate_model, untrained_baseline
 from infogan_pl.metrics.generated import generated_metrics
 from infogan_pl.models import InfoGAN
@@ -54,7 +54,9 @@ def test_validation_logs_fid_but_no_mig_or_valid_rate_on_mnist(runs):
 
 def test_fids_real_reference_is_the_seeded_draw_from_the_whole_test_set(runs, monkeypatch):
     calls, first_n = [], evaluation.take
-    monkeypatch.setattr(evaluation, "take", lambda data, n, seed=None: calls.append((n, seed)) or first_n(data, n, seed))
+    monkeypatch.setattr(
+        evaluation, "take", lambda data, n, seed=None: calls.append((n, seed)) or first_n(data, n, seed)
+    )
     ckpt = runs / "mnist_infogan" / "checkpoints" / "last.ckpt"
     assert evaluate.main([f"ckpt_path={ckpt}", *SMALL, "budget.seed=7"]) == 0
     assert (32, 7) in calls  # FID's 32 real images: drawn with the evaluation's seed, not the first 32
