@@ -67,7 +67,22 @@ def load_checkpoint(path: str | Path, overrides: DictConfig | None = None, devic
             cfg = OmegaConf.merge(cfg, overrides)
     datamodule, model = build(cfg)
     datamodule.setup("validate")
-    model.load_state_dict(ckpt["state_dict"])
+    try:
+        missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
+        mismatch = f"e.g. {(missing or unexpected)[0]}" if missing or unexpected else ""
+    except RuntimeError as err:  # a tensor of another shape
+        shape = next((line.strip(" .") for line in str(err).splitlines() if "size mismatch" in line), "")
+        mismatch = f"e.g. {shape}"
+    if mismatch:
+        given = dotted_keys(OmegaConf.to_container(overrides)) if overrides is not None else []
+        changed = [
+            k for k in given if k.split(".")[0] in ("model", "latent") and not any(o.startswith(f"{k}.") for o in given)
+        ]
+        cause = f"{', '.join(changed)} changed the model it was trained as" if changed else "another model's weights"
+        raise ConfigError(
+            f"checkpoint {path}: its weights do not fit the model ({cause}; {mismatch}). Evaluate a checkpoint as it "
+            "was trained: override paths, data, device or budgets, not the model or its latent codes."
+        )
     model.to(device).eval()
     return cfg, datamodule, model, ckpt.get("iteration", 0)
 

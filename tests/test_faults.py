@@ -101,6 +101,17 @@ def test_evaluate_refuses_files_that_are_not_checkpoints_in_one_line(tmp_path):
             load_checkpoint_file(path)
 
 
+def test_evaluate_refuses_overrides_that_change_the_trained_model_in_one_line(tmp_path, mnist_dir):
+    run = tmp_path / "run"
+    done = run_cli([*tiny_overrides("basicprop_line", mnist_dir), f"hydra.run.dir={run}"], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ckpt = run / "checkpoints" / "last.ckpt"
+    for override in ("latent.categorical=[5]", "model.g_ema_decay=0.9"):  # a Q head of another shape; G's average
+        done = run_cli([f"ckpt_path={ckpt}", override], tmp_path, module="infogan_pl.evaluate")
+        assert_refused(done, f"its weights do not fit the model ({override.split('=')[0]} changed the model")
+    assert not (run / "checkpoints" / "eval_last").exists()
+
+
 def test_a_sweep_with_a_failing_job_exits_1_naming_it_and_the_others_finish(tmp_path):
     args = ["-m", "experiment=basicprop_line", "data.batch_size=16,999", "data.train_size=64", "data.val_size=48"]
     args += [a for a in TINY if not a.startswith("data.batch_size")]
