@@ -129,6 +129,7 @@ def evaluate_checkpoint(path: str | Path, args: DictConfig) -> Path:
     for name, counts in result.tables.items():
         code_table(counts, name, out / f"{name}_table.png")
     record = {"checkpoint": str(path), "experiment": cfg.name, "iteration": iteration, "bn": bn}
+    record["budget"] = dict(budget.__dict__)  # how many images each metric saw (FID: per side), and the seed
     atomic_write(out / "metrics.json", json.dumps({**record, "metrics": result.metrics}, indent=2, sort_keys=True))
     return out
 

@@ -68,6 +68,7 @@ def test_evaluate_writes_metrics_json_and_figures_next_to_the_checkpoint(runs, c
     out = ckpt.parent / "eval_last"
     record = json.loads((out / "metrics.json").read_text())
     assert record["experiment"] == "basicprop_line" and record["iteration"] == 3 and record["bn"] == "recalibrate"
+    assert record["budget"]["fid"] == 32 and record["budget"]["real"] == 48 and "seed" in record["budget"]
     metrics = record["metrics"]
     assert {"metric/mig", "metric/cat_acc_untrained", "metric/gen_distinct", "mi/eval_cont0_opt"} <= set(metrics)
     assert (out / "mi_heatmap.png").is_file() and list(out.glob("traversal_cat0_cont*.png"))
