@@ -9,10 +9,16 @@ import time
 from pathlib import Path
 
 
+def job_env(parallel: int = 1, threads: int = 0) -> dict[str, str]:
+    """The environment of a job run beside `parallel - 1` others: `threads` torch threads (0: the cores shared out),
+    W&B off."""
+    threads = threads or max(1, (os.cpu_count() or 1) // parallel)
+    return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "WANDB_MODE": "disabled"}
+
+
 def run_jobs(jobs: dict[str, list[str]], out: Path, parallel: int = 1, threads: int = 0) -> list[str]:
     """Run each job's overrides into <out>/<name>/ (skipped when its summary.json exists); returns failures."""
-    threads = threads or max(1, (os.cpu_count() or 1) // parallel)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "WANDB_MODE": "disabled"}
+    env = job_env(parallel, threads)
     pending, running, failed = list(jobs), [], []
     while pending or running:
         while pending and len(running) < parallel:

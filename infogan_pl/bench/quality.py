@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from infogan_pl.bench.launch import run_jobs
+from infogan_pl.bench.launch import job_env, run_jobs
 
 STRONG_T = ["model.augment.rotation=25", "model.augment.scale=0.2", "model.augment.shift=3"]
 VARIANTS = {  # name -> overrides; the experiments say what each term is
@@ -70,13 +70,13 @@ def criterion(run_dir: Path, epochs: int) -> float | None:
     return sum(values[-len(values) // epochs :]) / len(values[-len(values) // epochs :]) if values else None
 
 
-def final_fid(run_dirs: list[Path], jobs: int, threads: int, data_dir: str) -> dict[Path, float]:
+def final_fid(run_dirs: list[Path], jobs: int, threads: int, data_dir: str) -> dict[Path, float | None]:
     """FID-LeNet of each run's last checkpoint by `evaluate` (its full budget: 10,000 generated images against the
     10,000 test images; the validation's 2,000 a side are too few to compare runs by), reused while newer than the
     checkpoint."""
     from concurrent.futures import ThreadPoolExecutor
 
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "WANDB_MODE": "disabled"}
+    env = job_env(jobs, threads)
 
     def one(run_dir: Path) -> tuple[Path, float | None]:
         ckpt, record = run_dir / "checkpoints" / "last.ckpt", run_dir / "checkpoints" / "eval_last" / "metrics.json"
@@ -142,8 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{v}/seed{k}": [*VARIANTS[v], f"seed={k}", *budget, *args.overrides] for v in names for k in range(args.seeds)
     }
     failed = run_jobs(jobs, args.out, args.jobs, args.threads)
-    threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
-    fid_of = final_fid([args.out / name for name in jobs], args.jobs, threads, str(Path(args.data_dir).absolute()))
+    fid_of = final_fid([args.out / n for n in jobs], args.jobs, args.threads, str(Path(args.data_dir).absolute()))
     print(f"MNIST InfoGAN variants, {args.seeds} seeds x {args.epochs} epochs, {time.time() - start:.0f} s wall")
     header = ["variant", "seed", *(f"acc ep{e + 1}" for e in range(args.epochs)), "L_I cat0", "L_I cont0", "FID 10k"]
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
