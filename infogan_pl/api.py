@@ -79,7 +79,8 @@ class TrainedRun:
         inputs = self.latent.traversal(cat_index=cat, cont_index=cont, steps=steps, span=span, seed=seed)
         with torch.no_grad():
             images = self.model.generate(inputs).float().cpu()
-        name = f"cat{cat}_cont{cont}" if cont is not None and self.latent.continuous else f"cat{cat}_samples"
+        swept = f"cont{cont}" if cont is not None and self.latent.continuous else "samples"
+        name = f"cat{cat}_{swept}" if self.latent.categorical else swept
         title = f"{self.config.name}, seed {self.config.seed}, iteration {self.iteration}"
         return traversal_plot(images, name, steps, span, title)
 

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+SWEEP_DRAWS = 6  # rows of a traversal without a categorical code: seeded draws of z, each swept along its row
+
 
 class Codes(NamedTuple):
     """Code targets of a batch: categorical values (B, n_cat) long; continuous values (B, n_cont) in [-1, 1]."""
@@ -103,26 +105,28 @@ class LatentSpec:
     ) -> Tensor:
         """Fixed grid inputs (rows * steps, input_dim), row-major, as in the papers' figures.
 
-        Rows: the values of categorical code `cat_index` (a single row if there is none). Columns: continuous code
-        `cont_index` swept over [-span, span] with z and the other codes fixed by `seed`; with `cont_index=None`
-        (or no continuous code) each column instead draws its own z and other codes, shared down the column.
+        Rows: the values of categorical code `cat_index`; without one, `SWEEP_DRAWS` seeded draws of z, one per row.
+        Columns: continuous code `cont_index` swept over [-span, span] with z and the other codes fixed by `seed`
+        (the other continuous codes at 0); with `cont_index=None` (or no continuous code) each column instead draws
+        its own z and other codes, shared down the column.
         """
         gen = torch.Generator().manual_seed(seed)
-        rows = self.categorical[cat_index] if self.categorical else 1
         sweep = cont_index is not None and self.continuous > 0
-        cols = 1 if sweep else steps
-        z = self.sample_z(cols, generator=gen)
+        rows = self.categorical[cat_index] if self.categorical else (SWEEP_DRAWS if sweep else 1)
+        draws = (1 if self.categorical else rows) if sweep else steps
+        z = self.sample_z(draws, generator=gen)
         cat = (
-            torch.stack([torch.randint(k, (cols,), generator=gen) for k in self.categorical], 1)
+            torch.stack([torch.randint(k, (draws,), generator=gen) for k in self.categorical], 1)
             if (self.categorical)
-            else torch.zeros(cols, 0, dtype=torch.long)
+            else torch.zeros(draws, 0, dtype=torch.long)
         )
-        cont = torch.rand(cols, self.continuous, generator=gen) * 2 - 1
+        cont = torch.rand(draws, self.continuous, generator=gen) * 2 - 1
         if sweep:
             cont[:] = 0.0
-        # broadcast the column draws to the full grid: cell (r, c) takes column draw c (or the single draw)
-        col_of_cell = torch.arange(rows * steps) % steps if not sweep else torch.zeros(rows * steps, dtype=torch.long)
-        z, cat, cont = z[col_of_cell], cat[col_of_cell].clone(), cont[col_of_cell].clone()
+        # broadcast the draws to the full grid: cell (r, c) takes column draw c, or row draw r, or the single draw
+        cell = torch.arange(rows * steps)
+        draw_of_cell = (cell // steps) % draws if sweep else cell % steps
+        z, cat, cont = z[draw_of_cell], cat[draw_of_cell].clone(), cont[draw_of_cell].clone()
         if self.categorical:
             cat[:, cat_index] = torch.arange(rows).repeat_interleave(steps)
         if sweep:

@@ -12,6 +12,7 @@ import torch
 from infogan_pl.build import build
 from infogan_pl.figures.curves import curves_plots
 from infogan_pl.figures.traversals import traversal_images, traversal_plot
+from infogan_pl.latent import SWEEP_DRAWS
 from tests.helpers import CLI_ENV, TINY, compose_config, run_cli, tiny_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +37,16 @@ def test_traversals_are_labelled_with_code_values_and_titled_with_run_and_iterat
     assert "cat0 value" in text and "cont0" in text
     assert "-2.0" in text and "+2.0" in text and "| 0 |" in text and "| 9" in text  # column and row values
     assert fig.get_size_inches()[0] * fig.dpi > 500  # large enough to read bars and digits
+
+
+def test_a_preset_without_a_categorical_code_draws_its_continuous_code_swept_along_labelled_rows(tmp_path, mnist_dir):
+    _, model = build(compose_config(tiny_overrides("basicprop_pp_diameter_ratio", mnist_dir), tmp_path))
+    model.eval()
+    images = traversal_images(model, steps=9, span=2.0)
+    assert set(images) == {"cont0"} and images["cont0"].shape[0] == 9 * SWEEP_DRAWS
+    text = _texts(traversal_plot(images["cont0"], "cont0", 9, 2.0, "basicprop_pp_diameter_ratio, seed 0"))
+    assert "rows: draw of z; columns: cont0 (one z per row, the other codes at 0)" in text
+    assert "-2.0" in text and "+2.0" in text and "random latents" not in text
 
 
 @pytest.fixture(scope="module")

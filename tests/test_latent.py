@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from infogan_pl.latent import Codes, LatentSpec
+from infogan_pl.latent import SWEEP_DRAWS, Codes, LatentSpec
 
 
 def test_infogan_mnist_spec_has_input_dim_74_and_named_codes():
@@ -45,6 +45,15 @@ def test_traversal_rows_are_categorical_values_columns_sweep_a_continuous_code_w
     assert torch.allclose(grid[0, :, 14], torch.linspace(-2, 2, 5))
     assert torch.equal(grid[..., :3], grid[0, 0, :3].expand(10, 5, 3))  # z fixed
     assert torch.equal(grid[..., 13], torch.zeros(10, 5))  # the other code held at 0
+
+
+def test_traversal_without_a_categorical_code_sweeps_the_continuous_code_along_rows_of_their_own_z():
+    grid = LatentSpec(z_dim=3, categorical=[], continuous=2).traversal(cat_index=0, cont_index=1, steps=5)
+    grid = grid.reshape(SWEEP_DRAWS, 5, -1)
+    assert torch.allclose(grid[..., 4], torch.linspace(-2, 2, 5).expand(SWEEP_DRAWS, 5))  # cont1 swept per row
+    assert torch.equal(grid[..., 3], torch.zeros(SWEEP_DRAWS, 5))  # the other code held at 0
+    assert torch.equal(grid[:, :, :3], grid[:, :1, :3].expand(SWEEP_DRAWS, 5, 3))  # z fixed along a row
+    assert len({tuple(row) for row in grid[:, 0, :3].tolist()}) == SWEEP_DRAWS  # and its own z in every row
 
 
 def test_traversal_without_continuous_codes_varies_z_across_columns():
