@@ -187,7 +187,11 @@ def test_the_recipes_compose_per_data_set_and_recipe_study_on_the_command_line_w
     assert stabilizers("experiment=basicprop_rect") == ("layer", 0.1, 0.0)
     assert stabilizers("experiment=basicprop_rect_slow_d") == ("layer", 0.1, 0.0)
     assert stabilizers("experiment=basicprop_rect_two_cat") == ("batch", 0.1, 0.999)
-    for preset in ("basicprop_line", "basicprop_rect", "basicprop_rect_two_cat"):
+    assert stabilizers("experiment=basicprop_pp_diameter_ratio") == ("layer", 0.1, 0.0)
+    assert stabilizers("experiment=basicprop_pp_alternating_shapes") == ("layer", 0.1, 0.999)
+    assert stabilizers("experiment=basicprop_pp_translation") == ("batch", 0.1, 0.0)
+    presets = ("basicprop_line", "basicprop_rect", "basicprop_rect_two_cat", "basicprop_pp_alternating_shapes")
+    for preset in presets:
         assert stabilizers(f"experiment={preset}", "recipe=study") == ("batch", 0.0, 0.0)
     assert compose("config", ["experiment=mnist_vae_mi"]).model.lambda_warmup == 500
     assert compose("config", ["experiment=mnist_vae_mi", "recipe=study"]).model.lambda_warmup == 0
