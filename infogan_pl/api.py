@@ -65,9 +65,15 @@ class TrainedRun:
         categorical, continuous = codes.categorical.clone(), codes.continuous.clone()
         if cat is not None:
             values = _per_image(cat, n, torch.long)
+            _check_values("cat", values.shape[1], len(latent.categorical), "categorical")
+            for i, k in enumerate(latent.categorical[: values.shape[1]]):
+                if not bool(((values[:, i] >= 0) & (values[:, i] < k)).all()):
+                    got = sorted(set(values[:, i].tolist()))
+                    raise ValueError(f"cat: code {i} is Cat({k}), its values are 0..{k - 1}; got {got}.")
             categorical[:, : values.shape[1]] = values
         if cont is not None:
             values = _per_image(cont, n, torch.float32)
+            _check_values("cont", values.shape[1], latent.continuous, "continuous")
             continuous[:, : values.shape[1]] = values
         if not latent.has_codes:
             return self.model.generate(z_part).cpu()
@@ -76,6 +82,12 @@ class TrainedRun:
     def traverse(self, cat: int = 0, cont: int | None = 0, steps: int = 9, span: float = 2.0, seed: int = 0):
         """The labelled traversal (a matplotlib Figure): rows are categorical code `cat`'s values, columns sweep
         continuous code `cont` over [-span, span] (cont=None: columns are draws of z)."""
+        n_cat, n_cont = len(self.latent.categorical), self.latent.continuous
+        if not 0 <= cat < max(n_cat, 1):
+            below = max(n_cat, 1)
+            raise ValueError(f"cat={cat}: this run has {n_cat} categorical code(s); give an index below {below}.")
+        if cont is not None and n_cont and not 0 <= cont < n_cont:
+            raise ValueError(f"cont={cont}: this run has {n_cont} continuous code(s); give an index below {n_cont}.")
         inputs = self.latent.traversal(cat_index=cat, cont_index=cont, steps=steps, span=span, seed=seed)
         with torch.no_grad():
             images = self.model.generate(inputs).float().cpu()
@@ -91,6 +103,11 @@ class TrainedRun:
         probs = [logits.softmax(dim=1).cpu() for logits in q.logits]
         cat = torch.stack([p.argmax(1) for p in probs], 1) if probs else torch.zeros(len(images), 0, dtype=torch.long)
         return Encoded(cat, probs, q.mean.float().cpu())
+
+
+def _check_values(arg: str, given: int, codes: int, kind: str) -> None:
+    if given > codes:
+        raise ValueError(f"{arg}: {given} values for this run's {codes} {kind} code(s); give at most {codes}.")
 
 
 def _per_image(given, n: int, dtype) -> Tensor:

@@ -38,6 +38,12 @@ def _overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
+def _recipe() -> str | None:
+    """The recipe group's choice (`recipe=...`, the preset's or the command line's): the values are in config.yaml,
+    the name only in Hydra's choices."""
+    return HydraConfig.get().runtime.choices.get("recipe") if HydraConfig.initialized() else None
+
+
 @dataclass
 class Outcome:
     value: float  # cfg.optimized_metric at the end (NaN if training stopped at a non-finite loss)
@@ -81,6 +87,7 @@ def run(cfg: DictConfig) -> Outcome:
             "experiment": cfg.name,
             "run_dir": str(out),
             "seed": cfg.seed,
+            "recipe": _recipe(),
             "optimized_metric": cfg.optimized_metric,
             "overrides": effective_overrides(invocations),  # what it trained with, over every invocation
             "invocations": invocations,  # each command line's overrides, in order (a resume adds one)

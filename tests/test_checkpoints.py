@@ -133,6 +133,7 @@ def test_short_long_and_resumed_runs_hold_one_last_ckpt_and_a_resume_says_what_r
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["iteration"] == 6
     summary = json.loads((run / "summary.json").read_text())
     assert len(summary["invocations"]) == 2 and "ckpt_path=last" in summary["invocations"][1]
+    assert summary["recipe"] == "default"  # the recipe group's name: config.yaml holds only its values
     assert "trainer.max_steps=12" in summary["overrides"] and "trainer.max_steps=6" not in summary["overrides"]
     assert "ckpt_path=last" not in summary["overrides"]
     rows = _csv_rows(run)

@@ -114,6 +114,23 @@ def test_load_run_generates_with_chosen_codes_and_reads_them_back(run):
     assert encoded.cat.shape == (3, 1) and encoded.cont.shape == (3, 2) and encoded.cat_probs[0].shape == (3, 10)
 
 
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda r: r.generate(cat=10), "cat: code 0 is Cat(10), its values are 0..9; got [10]."),
+        (lambda r: r.generate(cat=[1, 2]), "cat: 2 values for this run's 1 categorical code(s); give at most 1."),
+        (lambda r: r.generate(cont=[0.5, 0.0, 1.0]), "cont: 3 values for this run's 2 continuous code(s)"),
+        (lambda r: r.traverse(cat=1), "cat=1: this run has 1 categorical code(s); give an index below 1."),
+        (lambda r: r.traverse(cont=2), "cont=2: this run has 2 continuous code(s); give an index below 2."),
+    ],
+)
+def test_load_run_names_the_argument_that_does_not_fit_the_runs_codes(run, call, message):
+    from infogan_pl import load_run
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        call(load_run(run / "checkpoints" / "last.ckpt", bn_images=0))
+
+
 def _imports_after(args: list[str], module: str = "infogan_pl") -> tuple[int, set[str]]:
     code = (
         "import runpy, sys\n"

@@ -59,7 +59,8 @@ def code_table(counts: np.ndarray, name: str, path: Path) -> Path:
     ax.set_yticks(range(rows), [str(r) for r in range(rows)])
     ax.set_xlabel(factor)
     ax.set_ylabel(f"{code} value")
-    ax.set_title(f"{code} x {factor} on real images (boxed: each row's most frequent, the many-to-one map)", fontsize=9)
+    boxed = "(boxed: each row's most frequent, the many-to-one map)"
+    ax.set_title(f"{code} x {factor} on real images\n{boxed}", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
