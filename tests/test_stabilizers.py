@@ -10,7 +10,7 @@ from infogan_pl.losses import R1Penalty, warmup_factor
 from infogan_pl.models import VAE, InfoGAN
 from infogan_pl.nets import Discriminator, Generator
 from infogan_pl.nets.conv import ConvDiscriminator, ConvGenerator
-from infogan_pl.nets.mnist import spectral_norm_layers
+from infogan_pl.nets.mnist import AddCoords, spectral_norm_layers
 from tests.helpers import SPEC, fit
 
 TINY_NETS = {
@@ -102,6 +102,21 @@ def test_resize_convolution_generators_draw_the_right_size_without_transposed_co
     assert ConvGenerator(input_dim=10, upsample="resize")(torch.randn(2, 10)).shape == (2, 3, 32, 32)
     with pytest.raises(ValueError, match="model.generator.upsample"):
         Generator(input_dim=74, upsample="bilinear")
+
+
+def test_coord_conv_gives_each_upsampling_layer_the_pixel_coordinates_of_its_input():
+    x = torch.zeros(2, 5, 7, 9)
+    out = AddCoords()(x)
+    assert out.shape == (2, 7, 7, 9) and torch.equal(out[:, :5], x)
+    rows, cols = out[0, 5], out[0, 6]
+    assert torch.equal(rows[:, 0], torch.linspace(-1, 1, 7)) and torch.equal(rows[0], torch.full((9,), -1.0))
+    assert torch.equal(cols[0], torch.linspace(-1, 1, 9)) and torch.equal(cols[:, 0], torch.full((7,), -1.0))
+    for upsample in ("transposed", "resize"):
+        g = Generator(input_dim=74, upsample=upsample, coord_conv=True)
+        assert g(torch.randn(3, 74)).shape == (3, 1, 28, 28)
+        assert sum(isinstance(m, AddCoords) for m in g.modules()) == 2  # before each of the two upsamplings
+    assert ConvGenerator(input_dim=10, coord_conv=True)(torch.randn(2, 10)).shape == (2, 3, 32, 32)
+    assert not any(isinstance(m, AddCoords) for m in Generator(input_dim=74).modules())  # off: the paper's G
 
 
 def test_the_average_copies_before_start_and_then_moves_by_one_minus_the_warmed_up_decay():

@@ -27,10 +27,17 @@ class ConvGenerator(nn.Module):
 
     32: FC 2*2*448 BN ReLU -> upconv 256 BN ReLU -> upconv 128 ReLU -> upconv 64 ReLU -> upconv channels tanh
     (4x4 stride 2 each); 64 inserts one more upconv 64 ReLU before the last. `upsample=resize`: nearest upsample +
-    conv 3x3 instead of each upconv.
+    conv 3x3 instead of each upconv. `coord_conv`: each upsampling layer also sees its input's pixel coordinates.
     """
 
-    def __init__(self, input_dim: int, channels: int = 3, image_size: int = 32, upsample: str = "transposed") -> None:
+    def __init__(
+        self,
+        input_dim: int,
+        channels: int = 3,
+        image_size: int = 32,
+        upsample: str = "transposed",
+        coord_conv: bool = False,
+    ) -> None:
         super().__init__()
         _check_size(image_size)
         ups = [(448, 256, True), (256, 128, False), (128, 64, False)]
@@ -43,10 +50,10 @@ class ConvGenerator(nn.Module):
             nn.Unflatten(1, (448, 2, 2)),
         ]
         for c_in, c_out, bn in ups:
-            layers += [upsample_conv(c_in, c_out, upsample, bias=not bn)]
+            layers += [upsample_conv(c_in, c_out, upsample, bias=not bn, coords=coord_conv)]
             layers += [nn.BatchNorm2d(c_out)] if bn else []
             layers += [nn.ReLU(inplace=True)]
-        layers += [upsample_conv(64, channels, upsample), nn.Tanh()]
+        layers += [upsample_conv(64, channels, upsample, coords=coord_conv), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         init_weights(self)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrizations
 
@@ -22,14 +23,32 @@ def init_weights(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def upsample_conv(c_in: int, c_out: int, mode: str = "transposed", bias: bool = True) -> nn.Module:
+class AddCoords(nn.Module):
+    """CoordConv (Liu et al. 2018): appends two channels holding each pixel's row and column in [-1, 1], so the
+    convolution after it can draw at a position by thresholding coordinates instead of building the position from
+    padding. Their GAN on translated squares moved objects along the latent; a plain deconvolution G tore them."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, _, h, w = x.shape
+        rows = torch.linspace(-1.0, 1.0, h, device=x.device, dtype=x.dtype).view(1, 1, h, 1).expand(b, 1, h, w)
+        cols = torch.linspace(-1.0, 1.0, w, device=x.device, dtype=x.dtype).view(1, 1, 1, w).expand(b, 1, h, w)
+        return torch.cat([x, rows, cols], dim=1)
+
+
+def upsample_conv(
+    c_in: int, c_out: int, mode: str = "transposed", bias: bool = True, coords: bool = False
+) -> nn.Module:
     """A 2x upsampling layer of G: the paper's transposed conv 4x4 stride 2, or resize-convolution (nearest upsample
-    + conv 3x3, Odena et al. 2016), which cannot leave the transposed conv's checkerboard pattern."""
+    + conv 3x3, Odena et al. 2016), which cannot leave the transposed conv's checkerboard pattern. `coords`: the
+    layer also sees the pixel coordinates of its input (CoordConv, `AddCoords`)."""
+    c_conv = c_in + 2 if coords else c_in
     if mode == "transposed":
-        return nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=bias)
-    if mode == "resize":
-        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, 1, 1, bias=bias))
-    raise ValueError(f"model.generator.upsample must be one of {UPSAMPLES}, got {mode!r}.")
+        layer = nn.ConvTranspose2d(c_conv, c_out, 4, 2, 1, bias=bias)
+    elif mode == "resize":
+        layer = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_conv, c_out, 3, 1, 1, bias=bias))
+    else:
+        raise ValueError(f"model.generator.upsample must be one of {UPSAMPLES}, got {mode!r}.")
+    return nn.Sequential(AddCoords(), layer) if coords else layer
 
 
 def spectral_norm_layers(module: nn.Module) -> nn.Module:
@@ -47,6 +66,7 @@ class Generator(nn.Module):
     FC 1024 BN ReLU -> FC 7*7*128 BN ReLU -> upconv 4x4 s2 64 BN ReLU -> upconv 4x4 s2 channels tanh.
     `hidden` is the width of the first FC layer (the paper's 1024). `tanh=False` returns the pre-tanh values (a
     VAE decoder's logits). `upsample`: `transposed` (the paper) or `resize` (nearest upsample + conv 3x3).
+    `coord_conv`: each upsampling layer also sees its input's pixel coordinates (`AddCoords`).
     """
 
     def __init__(
@@ -57,6 +77,7 @@ class Generator(nn.Module):
         image_size: int = 28,
         tanh: bool = True,
         upsample: str = "transposed",
+        coord_conv: bool = False,
     ) -> None:
         super().__init__()
         check_28(image_size)
@@ -70,10 +91,10 @@ class Generator(nn.Module):
             nn.BatchNorm1d(7 * 7 * 128),
             nn.ReLU(inplace=True),
             nn.Unflatten(1, (128, 7, 7)),
-            upsample_conv(128, 64, upsample, bias=False),
+            upsample_conv(128, 64, upsample, bias=False, coords=coord_conv),
             nn.BatchNorm2d(64),
             nn.ReLU(inplace=True),
-            upsample_conv(64, channels, upsample),
+            upsample_conv(64, channels, upsample, coords=coord_conv),
             nn.Tanh() if tanh else nn.Identity(),
         )
         init_weights(self)
