@@ -191,6 +191,18 @@ def test_the_vae_ramps_its_information_weight_too():
     assert high - low == pytest.approx(1000.0 * (1 - 1 / 1000), rel=1e-4)  # iteration 0 of 1000: λ / 1000
 
 
+def test_every_recipe_is_named_in_the_help_and_the_readme():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    help_text = (root / "conf" / "hydra" / "default.yaml").read_text()
+    readme = (root / "README.md").read_text()
+    for recipe in sorted(p.stem for p in (root / "conf" / "recipe").glob("*.yaml")):
+        assert recipe in help_text, f"--help does not name recipe {recipe}"
+        named = f"recipe={recipe}`" in readme or f"conf/recipe/{recipe}.yaml" in readme
+        assert named, f"the README does not name recipe={recipe}"
+
+
 def test_the_recipes_compose_per_data_set_and_recipe_study_on_the_command_line_wins_over_a_preset(tmp_path):
     from infogan_pl.config import compose
 
@@ -205,6 +217,9 @@ def test_the_recipes_compose_per_data_set_and_recipe_study_on_the_command_line_w
     assert stabilizers("experiment=basicprop_pp_diameter_ratio") == ("layer", 0.1, 0.0)
     assert stabilizers("experiment=basicprop_pp_alternating_shapes") == ("layer", 0.1, 0.999)
     assert stabilizers("experiment=basicprop_pp_translation") == ("batch", 0.1, 0.0)
+    two_cat = compose("config", ["experiment=basicprop_rect_two_cat"])
+    assert two_cat.model.generator.coord_conv and two_cat.latent.continuous == 0
+    assert not compose("config", ["experiment=basicprop_rect_two_cat", "recipe=study"]).model.generator.coord_conv
     presets = ("basicprop_line", "basicprop_rect", "basicprop_rect_two_cat", "basicprop_pp_alternating_shapes")
     for preset in presets:
         assert stabilizers(f"experiment={preset}", "recipe=study") == ("batch", 0.0, 0.0)
