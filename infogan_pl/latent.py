@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-SWEEP_DRAWS = 6  # rows of a traversal without a categorical code: seeded draws of z, each swept along its row
+SWEEP_DRAWS = 6  # rows of a traversal without a categorical code: seeded draws of z and the other codes
 
 
 class Codes(NamedTuple):
@@ -105,10 +105,11 @@ class LatentSpec:
     ) -> Tensor:
         """Fixed grid inputs (rows * steps, input_dim), row-major, as in the papers' figures.
 
-        Rows: the values of categorical code `cat_index`; without one, `SWEEP_DRAWS` seeded draws of z, one per row.
+        Rows: the values of categorical code `cat_index`; without one, `SWEEP_DRAWS` seeded draws of z and the other
+        continuous codes, one per row (with z_dim = 0 the other codes are all that varies between rows).
         Columns: continuous code `cont_index` swept over [-span, span] with z and the other codes fixed by `seed`
-        (the other continuous codes at 0); with `cont_index=None` (or no continuous code) each column instead draws
-        its own z and other codes, shared down the column.
+        (the other continuous codes at 0 under a categorical code); with `cont_index=None` (or no continuous code)
+        each column instead draws its own z and other codes, shared down the column.
         """
         gen = torch.Generator().manual_seed(seed)
         sweep = cont_index is not None and self.continuous > 0
@@ -121,7 +122,7 @@ class LatentSpec:
             else torch.zeros(draws, 0, dtype=torch.long)
         )
         cont = torch.rand(draws, self.continuous, generator=gen) * 2 - 1
-        if sweep:
+        if sweep and self.categorical:
             cont[:] = 0.0
         # broadcast the draws to the full grid: cell (r, c) takes column draw c, or row draw r, or the single draw
         cell = torch.arange(rows * steps)

@@ -45,7 +45,7 @@ def test_a_preset_without_a_categorical_code_draws_its_continuous_code_swept_alo
     images = traversal_images(model, steps=9, span=2.0)
     assert set(images) == {"cont0"} and images["cont0"].shape[0] == 9 * SWEEP_DRAWS
     text = _texts(traversal_plot(images["cont0"], "cont0", 9, 2.0, "basicprop_pp_diameter_ratio, seed 0"))
-    assert "rows: draw of z; columns: cont0 (one z per row, the other codes at 0)" in text
+    assert "rows: draw; columns: cont0 (each row its own draw of z and the other codes)" in text
     assert "-2.0" in text and "+2.0" in text and "random latents" not in text
 
 

@@ -51,9 +51,12 @@ def test_traversal_without_a_categorical_code_sweeps_the_continuous_code_along_r
     grid = LatentSpec(z_dim=3, categorical=[], continuous=2).traversal(cat_index=0, cont_index=1, steps=5)
     grid = grid.reshape(SWEEP_DRAWS, 5, -1)
     assert torch.allclose(grid[..., 4], torch.linspace(-2, 2, 5).expand(SWEEP_DRAWS, 5))  # cont1 swept per row
-    assert torch.equal(grid[..., 3], torch.zeros(SWEEP_DRAWS, 5))  # the other code held at 0
-    assert torch.equal(grid[:, :, :3], grid[:, :1, :3].expand(SWEEP_DRAWS, 5, 3))  # z fixed along a row
+    assert torch.equal(grid[:, :, :4], grid[:, :1, :4].expand(SWEEP_DRAWS, 5, 4))  # z and cont0 fixed along a row
     assert len({tuple(row) for row in grid[:, 0, :3].tolist()}) == SWEEP_DRAWS  # and its own z in every row
+    assert len(set(grid[:, 0, 3].tolist())) == SWEEP_DRAWS  # and its own draw of the other code
+    # without z the rows still differ: the other code is drawn per row (it was held at 0: six identical rows)
+    no_z = LatentSpec(z_dim=0, categorical=[], continuous=2).traversal(cat_index=0, cont_index=0, steps=5)
+    assert len({tuple(row) for row in no_z.reshape(SWEEP_DRAWS, 5, -1)[:, 0].tolist()}) == SWEEP_DRAWS
 
 
 def test_traversal_without_continuous_codes_varies_z_across_columns():

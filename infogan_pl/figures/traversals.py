@@ -49,7 +49,7 @@ def axes_of(name: str, rows: int, steps: int, span: float) -> tuple[str, list[st
     if m := re.fullmatch(r"cat(\d+)_value(\d+)", name):
         return "draw of z", draws_r, "cont0", sweep, f"cat{m[1]} = {int(m[2])}"
     if m := re.fullmatch(r"cont(\d+)", name):
-        return "draw of z", draws_r, f"cont{m[1]}", sweep, "one z per row, the other codes at 0"
+        return "draw", draws_r, f"cont{m[1]}", sweep, "each row its own draw of z and the other codes"
     if m := re.fullmatch(r"z(\d+)", name):
         return "prior draw", draws_r, f"z{m[1]}", sweep, "the other dimensions fixed per row"
     return "draw", draws_r, "draw", draws_c, "random latents"
