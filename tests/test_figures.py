@@ -49,6 +49,12 @@ def test_a_preset_without_a_categorical_code_draws_its_continuous_code_swept_alo
     assert "-2.0" in text and "+2.0" in text and "random latents" not in text
 
 
+def test_a_traversal_without_a_continuous_code_says_what_each_column_draws():
+    images = torch.rand(10 * 9, 1, 28, 28) * 2 - 1  # rows: the 10 values of cat0; columns: 9 draws
+    text = _texts(traversal_plot(images, "cat0_samples", 9, 2.0, "basicprop_rect_two_cat, seed 0"))
+    assert "rows: cat0 value; columns: draw (each column its own draw of z and the other codes)" in text
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
     """One finished 3-iteration BasicProp line run, logged to CSV and TensorBoard."""

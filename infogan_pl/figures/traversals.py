@@ -45,7 +45,8 @@ def axes_of(name: str, rows: int, steps: int, span: float) -> tuple[str, list[st
         values = [str(k) for k in range(rows)]
         return f"cat{m[1]} value", values, f"cont{m[2]}", sweep, "z and the other codes fixed"
     if m := re.fullmatch(r"cat(\d+)_samples", name):
-        return f"cat{m[1]} value", [str(k) for k in range(rows)], "draw of z", draws_c, "one z per column"
+        held = "each column its own draw of z and the other codes"
+        return f"cat{m[1]} value", [str(k) for k in range(rows)], "draw", draws_c, held
     if m := re.fullmatch(r"cat(\d+)_value(\d+)", name):
         return "draw of z", draws_r, "cont0", sweep, f"cat{m[1]} = {int(m[2])}"
     if m := re.fullmatch(r"cont(\d+)", name):
