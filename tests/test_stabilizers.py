@@ -216,11 +216,14 @@ def test_the_recipes_compose_per_data_set_and_recipe_study_on_the_command_line_w
     assert stabilizers("experiment=basicprop_rect_two_cat") == ("batch", 0.1, 0.999)
     assert stabilizers("experiment=basicprop_pp_diameter_ratio") == ("layer", 0.1, 0.0)
     assert stabilizers("experiment=basicprop_pp_alternating_shapes") == ("layer", 0.1, 0.999)
-    assert stabilizers("experiment=basicprop_pp_translation") == ("batch", 0.1, 0.0)
+    assert stabilizers("experiment=basicprop_pp_translation") == ("layer", 0.1, 0.999)
+    translation = compose("config", ["experiment=basicprop_pp_translation"])
+    assert translation.model.generator.coord_conv and translation.latent.z_dim == 0
     two_cat = compose("config", ["experiment=basicprop_rect_two_cat"])
     assert two_cat.model.generator.coord_conv and two_cat.latent.continuous == 0
     assert not compose("config", ["experiment=basicprop_rect_two_cat", "recipe=study"]).model.generator.coord_conv
     presets = ("basicprop_line", "basicprop_rect", "basicprop_rect_two_cat", "basicprop_pp_alternating_shapes")
+    presets += ("basicprop_pp_translation",)
     for preset in presets:
         assert stabilizers(f"experiment={preset}", "recipe=study") == ("batch", 0.0, 0.0)
     assert compose("config", ["experiment=mnist_vae_mi"]).model.lambda_warmup == 500
