@@ -26,7 +26,7 @@ def init_weights(module: nn.Module) -> None:
 class AddCoords(nn.Module):
     """CoordConv (Liu et al. 2018): appends two channels holding each pixel's row and column in [-1, 1], so the
     convolution after it can draw at a position by thresholding coordinates instead of building the position from
-    padding. Their GAN on translated squares moved objects along the latent; a plain deconvolution G tore them."""
+    padding. In their GANs it lessened mode collapse: the map from spatial latents to pixels is easier to learn."""
 
     def forward(self, x: Tensor) -> Tensor:
         b, _, h, w = x.shape
