@@ -145,10 +145,11 @@ def fit(
     max_steps: int,
     root: Path,
     log_every: int = 1,
+    ckpt_path: str | None = None,
     **trainer_kwargs,
 ) -> L.Trainer:
-    """A quiet CPU Trainer run of `max_steps` optimizer steps; step metrics written every `log_every` batches.
-    `trainer_kwargs` go to the Trainer (e.g. `plugins`, `callbacks`)."""
+    """A quiet CPU Trainer run of `max_steps` optimizer steps; step metrics written every `log_every` batches,
+    resumed from `ckpt_path` if given. `trainer_kwargs` go to the Trainer (e.g. `plugins`, `callbacks`)."""
     settings = dict(
         accelerator="cpu",
         max_steps=max_steps,
@@ -163,7 +164,7 @@ def fit(
         use_distributed_sampler=False,
     )
     trainer = L.Trainer(**{**settings, **trainer_kwargs})
-    trainer.fit(model, datamodule=datamodule)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     return trainer
 
 

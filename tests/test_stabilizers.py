@@ -1,4 +1,5 @@
-"""The stabilizers, each a unit: R1, spectral norm, the average of G's weights, resize-convolution, λ warm-up."""
+"""The stabilizers, each a unit: R1, spectral norm, the average of G's weights, resize-convolution, λ warm-up,
+the learning rates' linear decay."""
 
 import pytest
 import torch
@@ -191,6 +192,42 @@ def test_the_vae_ramps_its_information_weight_too():
     assert high - low == pytest.approx(1000.0 * (1 - 1 / 1000), rel=1e-4)  # iteration 0 of 1000: λ / 1000
 
 
+def _recording_rates(**kwargs) -> tuple[InfoGAN, list[list[float]]]:
+    """A tiny InfoGAN that records its optimizers' learning rates (D's, G's) after every iteration."""
+    torch.manual_seed(0)
+    model, seen = InfoGAN(SPEC, lr_d=2e-4, lr_g=1e-3, **TINY_NETS, **kwargs), []
+    model.on_train_batch_end = lambda *args: seen.append([o.param_groups[0]["lr"] for o in model.optimizers()])
+    return model, seen
+
+
+def test_the_learning_rates_decay_linearly_to_their_end_factor_over_the_planned_iterations(tmp_path):
+    model, seen = _recording_rates(lr_end_factor=0.1)
+    fit(model, _line_data(), max_steps=8, root=tmp_path)  # 8 optimizer steps: 4 iterations of a D and a G step
+    assert model.run_iterations() == 4
+    # stepped after each iteration: 1 - 0.9 * k / 4 of each rate after the k-th, the end factor after the last
+    assert len(seen) == 4
+    for k, (lr_d, lr_g) in enumerate(seen, start=1):
+        factor = 1 - 0.9 * k / 4
+        assert (lr_d, lr_g) == (pytest.approx(2e-4 * factor), pytest.approx(1e-3 * factor)), k
+    # the schedule's position is in the checkpoint: a run resumed at iteration 2 goes on where it stopped
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    saver = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=4, save_top_k=-1)
+    straight, _ = _recording_rates(lr_end_factor=0.1)
+    fit(straight, _line_data(), 8, tmp_path / "a", callbacks=[saver], enable_checkpointing=True)
+    resumed, seen_after = _recording_rates(lr_end_factor=0.1)
+    fit(resumed, _line_data(), 8, tmp_path / "b", ckpt_path=str(tmp_path / "ckpt" / "epoch=0-step=4.ckpt"))
+    assert seen_after == seen[2:]
+    constant, seen_constant = _recording_rates()  # off (1, the default): constant rates, no scheduler
+    fit(constant, _line_data(), max_steps=4, root=tmp_path / "c")
+    assert seen_constant == [[2e-4, 1e-3]] * 2 and not constant.lr_schedulers()
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="model.lr_end_factor"):
+            InfoGAN(SPEC, lr_end_factor=bad)
+    with pytest.raises(ValueError, match="set one"):
+        InfoGAN(SPEC, lr_end_factor=0.5, scheduler=torch.optim.lr_scheduler.ConstantLR)
+
+
 def test_every_recipe_is_named_in_the_help_and_the_readme():
     from pathlib import Path
 
@@ -219,6 +256,8 @@ def test_the_recipes_compose_per_data_set_and_recipe_study_on_the_command_line_w
     assert stabilizers("experiment=basicprop_pp_translation") == ("layer", 0.1, 0.999)
     translation = compose("config", ["experiment=basicprop_pp_translation"])
     assert translation.model.generator.coord_conv and translation.latent.z_dim == 0
+    assert translation.model.lr_end_factor == 0.05
+    assert compose("config", ["experiment=basicprop_pp_translation", "recipe=study"]).model.lr_end_factor == 1
     two_cat = compose("config", ["experiment=basicprop_rect_two_cat"])
     assert two_cat.model.generator.coord_conv and two_cat.latent.continuous == 0
     assert not compose("config", ["experiment=basicprop_rect_two_cat", "recipe=study"]).model.generator.coord_conv

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import lightning as L
 import torch
 from torch import Tensor, nn
+from torch.optim.lr_scheduler import LinearLR
 
 from infogan_pl.checkpointing import rng_state, set_rng_state
 from infogan_pl.ema import WeightEMA
@@ -34,7 +36,8 @@ class GAN(L.LightningModule):
     (instance noise, fresh every step). Lightning's `trainer.max_steps` counts optimizer steps: with
     d_steps_per_g = 1 an iteration is 2 of them.
     Stabilizers, each off at its neutral value: `r1_gamma` (R1 on real images, every `r1_every` iterations),
-    `g_ema_decay` (an average of G's weights from `g_ema_start`, what the evaluation draws with); spectral norm and
+    `g_ema_decay` (an average of G's weights from `g_ema_start`, what the evaluation draws with), `lr_end_factor`
+    (both learning rates decay linearly over the run to this fraction of their value); spectral norm and
     resize-convolution are options of the networks (model.discriminator.spectral_norm, model.generator.upsample).
     """
 
@@ -51,6 +54,7 @@ class GAN(L.LightningModule):
         optimizer_d: Callable | None = None,
         optimizer_g: Callable | None = None,
         scheduler: Callable | None = None,
+        lr_end_factor: float = 1.0,
         d_steps_per_g: int = 1,
         channels: int = 1,
         image_size: int = 28,
@@ -74,6 +78,10 @@ class GAN(L.LightningModule):
             raise ValueError(f"model.betas must be two numbers in [0, 1), got {betas}.")
         if d_steps_per_g < 1:
             raise ValueError(f"model.d_steps_per_g must be >= 1, got {d_steps_per_g}.")
+        if not 0 <= lr_end_factor <= 1:
+            raise ValueError(f"model.lr_end_factor must be in [0, 1] (1: constant rates), got {lr_end_factor}.")
+        if scheduler is not None and lr_end_factor != 1:
+            raise ValueError("model.scheduler and model.lr_end_factor both schedule the learning rates: set one.")
         if compile_mode not in COMPILE_MODES:
             raise ValueError(f"model.compile_mode must be one of {COMPILE_MODES}, got {compile_mode!r}.")
         self.automatic_optimization = False
@@ -84,6 +92,7 @@ class GAN(L.LightningModule):
         self.discriminator = discriminator(channels=channels, image_size=image_size)
         self.lr_d, self.lr_g, self.betas = float(lr_d), float(lr_g), tuple(betas)
         self.optimizer_d, self.optimizer_g, self.scheduler = optimizer_d, optimizer_g, scheduler
+        self.lr_end_factor = float(lr_end_factor)
         self.d_steps_per_g = int(d_steps_per_g)
         self.channels_last, self.compile_mode = channels_last, compile_mode if compile else None
         self.guard = nan if nan is not None else NaNGuard()
@@ -115,9 +124,19 @@ class GAN(L.LightningModule):
         """[D (+ Q) optimizer, G optimizer], Adam(betas) unless model.optimizer_d / optimizer_g say otherwise."""
         opt_d = self._optimizer(self.optimizer_d, self.discriminator_param_groups(), self.lr_d)
         opt_g = self._optimizer(self.optimizer_g, self.generator.parameters(), self.lr_g)
-        if self.scheduler is None:
+        scheduler = self.scheduler
+        if scheduler is None and self.lr_end_factor != 1:
+            end, iterations = self.lr_end_factor, self.run_iterations()
+            scheduler = partial(LinearLR, start_factor=1.0, end_factor=end, total_iters=iterations)
+        if scheduler is None:
             return opt_d, opt_g
-        return [opt_d, opt_g], [self.scheduler(opt_d), self.scheduler(opt_g)]
+        return [opt_d, opt_g], [scheduler(opt_d), scheduler(opt_g)]
+
+    def run_iterations(self) -> int:
+        """The iterations this fit will train: to trainer.max_steps if set, else trainer.max_epochs' batches."""
+        if self.trainer.max_steps is not None and self.trainer.max_steps > 0:
+            return self.planned_iterations(self.trainer.max_steps)
+        return int(self.trainer.estimated_stepping_batches)
 
     def configure_model(self) -> None:
         """Fast paths chosen in the config: channels-last memory format and torch.compile of G and D."""
