@@ -209,6 +209,8 @@ def test_the_learning_rates_decay_linearly_to_their_end_factor_over_the_planned_
     for k, (lr_d, lr_g) in enumerate(seen, start=1):
         factor = 1 - 0.9 * k / 4
         assert (lr_d, lr_g) == (pytest.approx(2e-4 * factor), pytest.approx(1e-3 * factor)), k
+    # the rates reached are training metrics (metrics.csv, W&B): lr/d (D's and Q's optimizer), lr/g
+    assert (model.step_metrics["lr/d"], model.step_metrics["lr/g"]) == (pytest.approx(2e-5), pytest.approx(1e-4))
     # the schedule's position is in the checkpoint: a run resumed at iteration 2 goes on where it stopped
     from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -221,11 +223,14 @@ def test_the_learning_rates_decay_linearly_to_their_end_factor_over_the_planned_
     constant, seen_constant = _recording_rates()  # off (1, the default): constant rates, no scheduler
     fit(constant, _line_data(), max_steps=4, root=tmp_path / "c")
     assert seen_constant == [[2e-4, 1e-3]] * 2 and not constant.lr_schedulers()
+    assert "lr/d" not in constant.step_metrics
     for bad in (-0.1, 1.5):
         with pytest.raises(ValueError, match="model.lr_end_factor"):
             InfoGAN(SPEC, lr_end_factor=bad)
-    with pytest.raises(ValueError, match="set one"):
+    with pytest.raises(ValueError, match=r"set one \(recipe.lr_end_factor=1 turns the decay off\)"):
         InfoGAN(SPEC, lr_end_factor=0.5, scheduler=torch.optim.lr_scheduler.ConstantLR)
+    with pytest.raises(ValueError, match="model.scheduler must be null or a partial"):
+        InfoGAN(SPEC, scheduler="foo")
 
 
 def test_every_recipe_is_named_in_the_help_and_the_readme():

@@ -80,8 +80,15 @@ class GAN(L.LightningModule):
             raise ValueError(f"model.d_steps_per_g must be >= 1, got {d_steps_per_g}.")
         if not 0 <= lr_end_factor <= 1:
             raise ValueError(f"model.lr_end_factor must be in [0, 1] (1: constant rates), got {lr_end_factor}.")
+        for key, factory in (("optimizer_d", optimizer_d), ("optimizer_g", optimizer_g), ("scheduler", scheduler)):
+            if factory is not None and not callable(factory):
+                partial_form = "{_target_: <class>, _partial_: true, ...}"
+                raise ValueError(f"model.{key} must be null or a partial ({partial_form}), got {factory!r}.")
         if scheduler is not None and lr_end_factor != 1:
-            raise ValueError("model.scheduler and model.lr_end_factor both schedule the learning rates: set one.")
+            raise ValueError(
+                f"model.scheduler and model.lr_end_factor={lr_end_factor} (the recipe's decay) both schedule the "
+                "learning rates: set one (recipe.lr_end_factor=1 turns the decay off)."
+            )
         if compile_mode not in COMPILE_MODES:
             raise ValueError(f"model.compile_mode must be one of {COMPILE_MODES}, got {compile_mode!r}.")
         self.automatic_optimization = False
@@ -263,6 +270,8 @@ class GAN(L.LightningModule):
             return
 
         metrics = {"iteration": float(it + 1), "loss/d": loss_d.detach(), "noise/std": self.noise.std_at(it)}
+        if self.lr_schedulers():  # a schedule: the rates it has reached (D's and Q's optimizer, G's)
+            metrics["lr/d"], metrics["lr/g"] = (opt.param_groups[0]["lr"] for opt in (opt_d, opt_g))
         if self._last_loss_g is not None:
             metrics["loss/g"] = self._last_loss_g
         real_score, fake_score = real_logits.detach().mean(), fake_logits.detach().mean()
