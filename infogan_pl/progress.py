@@ -24,6 +24,23 @@ def _clock(seconds: float) -> str:
     )
 
 
+def planned_iterations(trainer: L.Trainer, pl_module: L.LightningModule) -> int:
+    """The iterations (batches) a fit will reach: the first of trainer.max_steps (optimizer steps, converted by the
+    module's own `planned_iterations` where it has one) and trainer.max_epochs' batches; 0 if neither bounds it.
+    Before the fit loop has loaded its data (configure_optimizers) the epoch bound loads it to count its batches,
+    through Lightning's public `estimated_stepping_batches`."""
+    totals = []
+    if trainer.max_steps is not None and trainer.max_steps > 0:
+        planned = getattr(pl_module, "planned_iterations", None)
+        totals.append(planned(trainer.max_steps) if planned else trainer.max_steps)
+    if trainer.max_epochs is not None and trainer.max_epochs > 0:
+        if not math.isfinite(trainer.num_training_batches):
+            trainer.estimated_stepping_batches  # noqa: B018  (loads the training data, which counts its batches)
+        if math.isfinite(batches := trainer.num_training_batches):
+            totals.append(int(trainer.max_epochs * batches))
+    return min(totals) if totals else 0
+
+
 class IterationProgress(ProgressBar):
     """Counts training iterations (batches) against the iterations the run will make, not Lightning's optimizer
     steps (two per GAN iteration) or epochs (unbounded here).
@@ -66,17 +83,6 @@ class IterationProgress(ProgressBar):
         print(*args, **kwargs, file=self.out, flush=True)
 
     # ------------------------------------------------------------------ numbers
-    def planned_iterations(self, trainer: L.Trainer, pl_module: L.LightningModule) -> int:
-        """What the run will reach: the first of trainer.max_steps (optimizer steps) and trainer.max_epochs."""
-        totals = []
-        if trainer.max_steps is not None and trainer.max_steps > 0:
-            planned = getattr(pl_module, "planned_iterations", None)
-            totals.append(planned(trainer.max_steps) if planned else trainer.max_steps)
-        batches = trainer.num_training_batches
-        if trainer.max_epochs is not None and trainer.max_epochs > 0 and math.isfinite(batches):
-            totals.append(int(trainer.max_epochs * batches))
-        return min(totals) if totals else 0
-
     def line(self, iteration: int, metrics: dict) -> str:
         elapsed = time.perf_counter() - self._start_time
         done = iteration - self._start_iteration
@@ -91,7 +97,7 @@ class IterationProgress(ProgressBar):
 
     # ------------------------------------------------------------------ hooks
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._total = self.planned_iterations(trainer, pl_module)
+        self._total = planned_iterations(trainer, pl_module)
         self._start_iteration = getattr(pl_module, "iteration", trainer.global_step)
         self._start_time = time.perf_counter()
         if self._enabled and trainer.is_global_zero and not self.interactive:

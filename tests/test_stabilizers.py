@@ -12,6 +12,7 @@ from infogan_pl.models import VAE, InfoGAN
 from infogan_pl.nets import Discriminator, Generator
 from infogan_pl.nets.conv import ConvDiscriminator, ConvGenerator
 from infogan_pl.nets.mnist import AddCoords, spectral_norm_layers
+from infogan_pl.progress import planned_iterations
 from tests.helpers import SPEC, fit
 
 TINY_NETS = {
@@ -203,7 +204,7 @@ def _recording_rates(**kwargs) -> tuple[InfoGAN, list[list[float]]]:
 def test_the_learning_rates_decay_linearly_to_their_end_factor_over_the_planned_iterations(tmp_path):
     model, seen = _recording_rates(lr_end_factor=0.1)
     fit(model, _line_data(), max_steps=8, root=tmp_path)  # 8 optimizer steps: 4 iterations of a D and a G step
-    assert model.run_iterations() == 4
+    assert planned_iterations(model.trainer, model) == 4
     # stepped after each iteration: 1 - 0.9 * k / 4 of each rate after the k-th, the end factor after the last
     assert len(seen) == 4
     for k, (lr_d, lr_g) in enumerate(seen, start=1):
@@ -220,6 +221,10 @@ def test_the_learning_rates_decay_linearly_to_their_end_factor_over_the_planned_
     resumed, seen_after = _recording_rates(lr_end_factor=0.1)
     fit(resumed, _line_data(), 8, tmp_path / "b", ckpt_path=str(tmp_path / "ckpt" / "epoch=0-step=4.ckpt"))
     assert seen_after == seen[2:]
+    # a budget in epochs: the schedule spans their batches (96 images / 16 = 6 a pass), planned before any is loaded
+    by_epochs, seen_epochs = _recording_rates(lr_end_factor=0.1)
+    fit(by_epochs, _line_data(), max_steps=-1, root=tmp_path / "e", max_epochs=1)
+    assert len(seen_epochs) == 6 and seen_epochs[-1] == [pytest.approx(2e-5), pytest.approx(1e-4)]
     constant, seen_constant = _recording_rates()  # off (1, the default): constant rates, no scheduler
     fit(constant, _line_data(), max_steps=4, root=tmp_path / "c")
     assert seen_constant == [[2e-4, 1e-3]] * 2 and not constant.lr_schedulers()

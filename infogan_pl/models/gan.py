@@ -17,6 +17,7 @@ from infogan_pl.losses import AdversarialLoss, NonSaturating, R1Penalty, gradien
 from infogan_pl.models.guard import NaNGuard
 from infogan_pl.nets import Discriminator, Generator
 from infogan_pl.noise import InstanceNoise
+from infogan_pl.progress import planned_iterations
 
 PROGRESS_BAR = ("loss/d", "loss/g", "mi/total")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -37,7 +38,7 @@ class GAN(L.LightningModule):
     d_steps_per_g = 1 an iteration is 2 of them.
     Stabilizers, each off at its neutral value: `r1_gamma` (R1 on real images, every `r1_every` iterations),
     `g_ema_decay` (an average of G's weights from `g_ema_start`, what the evaluation draws with), `lr_end_factor`
-    (both learning rates decay linearly over the run to this fraction of their value); spectral norm and
+    (every learning rate, D's, Q's and G's, decays linearly over the run to this fraction); spectral norm and
     resize-convolution are options of the networks (model.discriminator.spectral_norm, model.generator.upsample).
     """
 
@@ -133,17 +134,11 @@ class GAN(L.LightningModule):
         opt_g = self._optimizer(self.optimizer_g, self.generator.parameters(), self.lr_g)
         scheduler = self.scheduler
         if scheduler is None and self.lr_end_factor != 1:
-            end, iterations = self.lr_end_factor, self.run_iterations()
+            end, iterations = self.lr_end_factor, planned_iterations(self.trainer, self)
             scheduler = partial(LinearLR, start_factor=1.0, end_factor=end, total_iters=iterations)
         if scheduler is None:
             return opt_d, opt_g
         return [opt_d, opt_g], [scheduler(opt_d), scheduler(opt_g)]
-
-    def run_iterations(self) -> int:
-        """The iterations this fit will train: to trainer.max_steps if set, else trainer.max_epochs' batches."""
-        if self.trainer.max_steps is not None and self.trainer.max_steps > 0:
-            return self.planned_iterations(self.trainer.max_steps)
-        return int(self.trainer.estimated_stepping_batches)
 
     def configure_model(self) -> None:
         """Fast paths chosen in the config: channels-last memory format and torch.compile of G and D."""
