@@ -123,12 +123,16 @@ def wandb_logger(
     **kwargs: Any,
 ):
     """A started Lightning WandbLogger, or None (with one warning) when W&B cannot start: the run goes on with the
-    other loggers. kwargs go to wandb.init (entity, tags, group, job_type, name, ...)."""
+    other loggers. None, without importing wandb, in the disabled mode. kwargs go to wandb.init (entity, tags, group,
+    job_type, name, ...)."""
+    mode = wandb_mode(mode)
+    if mode == "disabled":
+        log.info("W&B disabled (WANDB_MODE or logger.wandb.mode): no W&B run")
+        return None
     try:
         import wandb
         from lightning.pytorch.loggers import WandbLogger
 
-        mode = wandb_mode(mode)
         Path(save_dir).mkdir(parents=True, exist_ok=True)
         os.environ.setdefault("WANDB_SILENT", "true")
         settings = wandb.Settings(init_timeout=init_timeout, console="off", x_disable_stats=True)

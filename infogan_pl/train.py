@@ -98,7 +98,8 @@ def run(cfg: DictConfig) -> Outcome:
             "metrics": {k: v if math.isfinite(v) else None for k, v in metrics.items()},  # strict JSON: null
         }
         atomic_write(out / "summary.json", json.dumps(summary, indent=2, sort_keys=True, allow_nan=False))
-        refresh_curves(trainer)  # the closing evaluation and a NaN stop included
+        if nan_message or evaluation is None:  # else the closing evaluation drew them, every row included
+            refresh_curves(trainer)  # a NaN stop: its rows and the line at its iteration
         if nan_message:
             print(f"error: {nan_message}", file=sys.stderr)
         else:

@@ -69,3 +69,11 @@ def test_a_run_logs_losses_mi_and_images_to_an_offline_wandb_run(tmp_path, mnist
 def test_wandb_that_cannot_start_gives_none_and_a_warning(tmp_path, caplog):
     assert wandb_logger(save_dir=str(tmp_path), mode="not-a-mode", project="x" * 200, id="bad id/with slash") is None
     assert "W&B could not start" in caplog.text
+
+
+def test_the_disabled_mode_starts_no_wandb_run_and_writes_nothing(monkeypatch, tmp_path, caplog):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert wandb_logger(save_dir=str(tmp_path / "run")) is None
+    assert not (tmp_path / "run").exists() and "W&B could not start" not in caplog.text
+    monkeypatch.setenv("WANDB_MODE", "offline")  # the config's mode wins over the environment's
+    assert wandb_logger(save_dir=str(tmp_path / "run"), mode="disabled") is None
