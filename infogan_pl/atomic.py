@@ -5,7 +5,9 @@ the LeNet-5 cache, a rewritten metrics.csv): the bytes go to a temporary file *i
 (a rename within one filesystem is atomic; a "move" from the system temp directory across filesystems is a copy that
 truncates the destination first), which is flushed and fsynced, then `os.replace`d over the destination, and the
 directory is fsynced. On any failure the temporary file is removed and the previous file is untouched: a full disk,
-a quota, a preemption or a kill -9 can cost the newest write, never the last good one.
+a quota, a preemption or a kill -9 can cost the newest write, never the last good one. The file gets the permissions
+a plain write would give it (the previous file's, else 0666 less the umask), not the temporary file's private 0600:
+a run directory on a shared disk stays readable by the group that shares it.
 """
 
 from __future__ import annotations
@@ -36,6 +38,15 @@ def _fsync_directory(directory: Path) -> None:
             os.close(fd)
 
 
+def _mode_for(path: Path) -> int:
+    """The permissions `open(path, "w")` would leave: an existing file's own, else 0666 less the process's umask."""
+    with contextlib.suppress(FileNotFoundError):
+        return path.stat().st_mode & 0o7777
+    umask = os.umask(0o022)  # reading the umask means setting it; set back at once
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def _megabytes(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 
@@ -63,6 +74,7 @@ def atomic_write(path: str | os.PathLike, data: bytes | bytearray | memoryview |
         raise write_failed(path, size, what)
     fd, temp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, _mode_for(path))
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()

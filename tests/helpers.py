@@ -60,6 +60,10 @@ def assert_run_outputs(run: Path, experiment: str) -> None:
     cfg = OmegaConf.load(run / "config.yaml")
     assert cfg.name == experiment
     assert (run / "checkpoints" / "last.ckpt").is_file()
+    umask = os.umask(0o022)
+    os.umask(umask)
+    for name in ("config.yaml", "summary.json", "checkpoints/last.ckpt", "csv/metrics.csv"):  # readable as a plain
+        assert (run / name).stat().st_mode & 0o777 == 0o666 & ~umask, name  # write's: a shared disk shares them
     assert list((run / "traversals").glob("*.png"))
     with open(run / "csv" / "metrics.csv") as f:
         logged = {k for row in csv.DictReader(f) for k, v in row.items() if v}

@@ -80,6 +80,20 @@ def test_a_write_the_free_space_cannot_hold_is_refused_before_anything_is_writte
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_file_written_atomically_gets_the_permissions_a_plain_write_would_give_it(tmp_path):
+    umask = os.umask(0o027)  # a group-shared disk: the group reads, others do not
+    try:
+        fresh = atomic.atomic_write(tmp_path / "summary.json", "{}")
+        assert fresh.stat().st_mode & 0o777 == 0o640  # not mkstemp's private 0600
+        kept = tmp_path / "config.yaml"
+        kept.write_text("a: 1\n")
+        kept.chmod(0o604)
+        atomic.atomic_write(kept, "a: 2\n")
+        assert kept.stat().st_mode & 0o777 == 0o604  # a file rewritten keeps its own
+    finally:
+        os.umask(umask)
+
+
 def test_every_periodic_checkpoint_becomes_last_ckpt_as_a_link_and_last_finite_stays_apart(tmp_path):
     io_plugin = AtomicCheckpointIO(last_dir=tmp_path)
     io_plugin.save_checkpoint(_checkpoint(4.0), tmp_path / "step0000004.ckpt")
