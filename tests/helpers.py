@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import lightning as L
@@ -220,21 +221,83 @@ class RecordRanks(L.Callback):
 
 
 CLI_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
+# The command-line modules a `run_cli` process starts with already imported (see `_run_module`).
+PRELOADED = ["infogan_pl.__main__", "infogan_pl.train", "infogan_pl.evaluate", "infogan_pl.report"]
 
 
 def run_cli(
     args: list[str], cwd: Path, module: str = "infogan_pl", timeout: float = 300, env: dict | None = None, **kwargs
 ) -> subprocess.CompletedProcess:
-    """`python -m <module> <args>` as a user types it, in `cwd`, with the default output directories."""
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=cwd,
-        env={**CLI_ENV, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        **kwargs,
-    )
+    """`python -m <module> <args>` as a user types it, in `cwd`, with the default output directories.
+
+    The command runs in a process of its own with its own argv, working directory and environment, its output
+    captured and its exit status returned; the process is forked from a server that imported the package once
+    (torch, Lightning, Hydra: about 8 s of every start on a slow 2-core machine), not started as a new
+    interpreter. What depends on the interpreter's start (which modules a command imports, signals, DDP's
+    re-launch, a fresh clone's `make`) is tested with `subprocess` directly."""
+    import multiprocessing
+
+    preexec_fn = kwargs.pop("preexec_fn", None)
+    assert not kwargs, f"run_cli does not take {sorted(kwargs)}"
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOADED)
+    with tempfile.TemporaryDirectory() as tmp:
+        out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
+        out.touch()
+        err.touch()
+        environment = {**CLI_ENV, **(env or {})}
+        proc = context.Process(target=_run_module, args=(module, args, str(cwd), environment, out, err, preexec_fn))
+        proc.start()
+        proc.join(timeout)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+            raise subprocess.TimeoutExpired([module, *args], timeout, out.read_text(), err.read_text())
+        return subprocess.CompletedProcess(
+            [sys.executable, "-m", module, *args], proc.exitcode, out.read_text(), err.read_text()
+        )
+
+
+def _run_module(module, args, cwd, env, out, err, preexec_fn) -> None:
+    """In the forked process: become `python -m module *args` run in `cwd` with `env`, then exit as it would."""
+    import atexit
+    import multiprocessing.process
+    import runpy
+    import threading
+    import traceback
+
+    multiprocessing.current_process().name = "MainProcess"  # as a started interpreter: no parent process
+    multiprocessing.process._parent_process = None
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    sys.path[:0] = [cwd, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    if "OMP_NUM_THREADS" in env:  # read by torch when it was imported, in the server
+        torch.set_num_threads(int(env["OMP_NUM_THREADS"]))
+    for fd, path in ((1, out), (2, err)):
+        os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    if preexec_fn is not None:
+        preexec_fn()
+    sys.argv = [module, *args]
+    for name in (module, f"{module}.__main__"):  # run as __main__, as `-m` does, not the copy the server imported
+        sys.modules.pop(name, None)
+    code = 0
+    try:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+        if not isinstance(stop.code, int | None):
+            print(stop.code, file=sys.stderr)
+    except BaseException:  # as an interpreter does: the traceback on stderr, exit 1
+        traceback.print_exc()
+        code = 1
+    threading._shutdown()  # what the interpreter does at exit: join the threads and their exit hooks, then atexit
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def assert_refused(done: subprocess.CompletedProcess, message: str, code: int = 2) -> None:

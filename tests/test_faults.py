@@ -1,6 +1,7 @@
 """Bad input and broken environments, through the real command line in a fresh directory with the default run
 directory: one clear line, a non-zero exit, and no run directory or partial file left behind."""
 
+import functools
 import gzip
 import pickle
 import resource
@@ -134,11 +135,12 @@ def test_online_wandb_with_a_bogus_key_gives_up_in_bounded_time_and_the_csv_has_
 
 
 def _file_size_limit(limit_bytes: int):
-    def apply():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full disk
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+    return functools.partial(_limit_file_size, limit_bytes)
 
-    return apply
+
+def _limit_file_size(limit_bytes: int) -> None:
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full disk
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
 
 
 def test_a_full_disk_while_checkpointing_is_one_line_and_leaves_no_half_written_checkpoint(tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from tests.helpers import SMALL_NETS
+from tests.helpers import SMALL_NETS, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 # 50 iterations over 3+ epochs of 16 batches, data-level and instance noise: every source of randomness in play
@@ -46,6 +46,13 @@ def _start(run_dir, *extra):
     return subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+def _run(run_dir, *extra):
+    """A run that is not killed: it finishes, and the test needs only its exit status and output."""
+    done = run_cli([*RESUME, f"hydra.run.dir={run_dir}", *extra], ROOT, timeout=600)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-2000:]
+    return done
+
+
 def _wait_for(path: Path, proc, timeout=300):
     start = time.time()
     while not path.exists():
@@ -66,20 +73,15 @@ def _final_state(run_dir):
 
 
 def test_a_run_killed_mid_epoch_and_resumed_ends_bitwise_equal_to_an_uninterrupted_run(tmp_path):
-    straight = _start(tmp_path / "straight")
-    assert straight.wait(timeout=600) == 0, straight.stdout.read()[-2000:]
+    _run(tmp_path / "straight")
     killed = _start(tmp_path / "killed")
     _wait_for(tmp_path / "killed" / "checkpoints" / "step0000040.ckpt", killed)  # iteration 20: epoch 1, batch 4
     killed.send_signal(signal.SIGKILL)
     killed.wait()
-    resumed = _start(tmp_path / "killed", "ckpt_path=last")
-    out = resumed.communicate(timeout=600)[0]
-    assert resumed.returncode == 0, out[-2000:]
+    _run(tmp_path / "killed", "ckpt_path=last")
     # a finished run (iteration 20 of a 20-iteration budget, mid-epoch) continued with a longer one
-    first = _start(tmp_path / "extended", "trainer.max_steps=40")
-    assert first.wait(timeout=600) == 0, first.stdout.read()[-2000:]
-    extended = _start(tmp_path / "extended", "ckpt_path=last")
-    assert extended.wait(timeout=600) == 0, extended.stdout.read()[-2000:]
+    _run(tmp_path / "extended", "trainer.max_steps=40")
+    _run(tmp_path / "extended", "ckpt_path=last")
     a, opt_a = _final_state(tmp_path / "straight")
     for run in ("killed", "extended"):
         b, opt_b = _final_state(tmp_path / run)
@@ -104,6 +106,5 @@ def test_sigterm_saves_a_checkpoint_and_exits_143_ready_to_resume(tmp_path):
     assert "SIGTERM at iteration" in out and not (tmp_path / "run" / "summary.json").exists()
     step = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
     assert 20 <= step < 100
-    resumed = _start(tmp_path / "run", "ckpt_path=last")
-    assert resumed.wait(timeout=600) == 0
+    _run(tmp_path / "run", "ckpt_path=last")
     assert torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 100
