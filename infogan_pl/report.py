@@ -55,7 +55,12 @@ def find_runs(paths: list[Path]) -> list[Path]:
         for summary in [path / "summary.json", *path.rglob("summary.json")]:
             if summary.is_file() and (summary.parent / "config.yaml").is_file():
                 runs.add(summary.parent)
-    return sorted(runs)
+    return sorted(runs, key=_natural)
+
+
+def _natural(path: Path) -> list:
+    """A sweep's jobs in launch order (0, 1, 2, ..., 10), not as strings sort them (0, 1, 10, 2)."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in path.parts]
 
 
 def _codes(latent) -> str:

@@ -74,3 +74,9 @@ def test_report_groups_runs_that_differ_only_in_their_seed_with_successes_and_me
     assert "| 3 | 0,1,2 | ? | 2/3 | 0 |" in default and "0.900 (0.100–0.950)" in default
     study = next(r for r in rows if "recipe=study" in r)
     assert "| 2 | 0,1 | ? | 0/2 | 1 |" in study  # a NaN stop counts as a failure
+
+
+def test_report_lists_a_sweeps_jobs_in_launch_order(tmp_path):
+    for job in (0, 1, 2, 10, 11):
+        _run(tmp_path, f"sweep/{job}", job, LINE_OK)
+    assert [p.name for p in report.find_runs([tmp_path])] == ["0", "1", "2", "10", "11"]
