@@ -34,7 +34,7 @@ SEED_COLUMNS = [
     ("gen distinct", "metric/gen_distinct"),
     ("FID-LeNet", "metric/fid_lenet"),
     ("active dims", "metric/active_dims"),
-    ("L_I total (nats)", "mi/eval_total"),
+    ("L_I total in eval mode (nats)", "mi/eval_total"),
 ]
 
 
