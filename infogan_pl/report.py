@@ -20,8 +20,9 @@ from omegaconf import OmegaConf
 
 from infogan_pl.atomic import atomic_write
 
-COLUMNS = ["run", "experiment", "seed", "overrides", "data", "codes", "λ", "L_I per code (nats)", "cat acc"]
-COLUMNS += ["cat acc untrained", "MIG", "FID-LeNet / valid rate", "NaN at iteration", "iterations", "traversal"]
+COLUMNS = ["run", "experiment", "seed", "overrides", "data", "codes", "λ", "L_I per code in eval mode (nats)"]
+COLUMNS += ["cat acc", "cat acc untrained", "MIG", "FID-LeNet / valid rate", "NaN at iteration", "iterations"]
+COLUMNS += ["traversal"]
 HEADLINE = ("metric/", "mi/eval_", "val/")
 # Overrides that do not change what a run learns: runs differing only in these (and the seed) form one row over seeds.
 NOT_TRAINING = ("seed", "logger", "ckpt_path", "trainer.enable_progress_bar", "trainer.enable_model_summary")
@@ -55,10 +56,10 @@ def find_runs(paths: list[Path]) -> list[Path]:
         for summary in [path / "summary.json", *path.rglob("summary.json")]:
             if summary.is_file() and (summary.parent / "config.yaml").is_file():
                 runs.add(summary.parent)
-    return sorted(runs, key=_natural)
+    return sorted(runs, key=launch_order)
 
 
-def _natural(path: Path) -> list:
+def launch_order(path: Path) -> list:
     """A sweep's jobs in launch order (0, 1, 2, ..., 10), not as strings sort them (0, 1, 10, 2)."""
     return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in path.parts]
 

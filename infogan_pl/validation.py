@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from infogan_pl.build import ConfigError, build, build_callbacks, build_labeller, build_trainer
 from infogan_pl.checkpointing import check_resume
 from infogan_pl.cli import EXIT_CONFIG
+from infogan_pl.report import launch_order
 
 
 def _world_size(cfg: DictConfig) -> int:
@@ -93,7 +94,7 @@ class ValidateConfig(Callback):
         """Exit non-zero when a job failed, naming each (the others have finished)."""
         sweep_dir = Path(OmegaConf.select(config, "hydra.sweep.dir"))
         print(f"Sweep finished in {sweep_dir}; its table over seeds: python -m infogan_pl.report {sweep_dir}")
-        failed = sorted(sweep_dir.glob("*/error.txt"), key=lambda p: p.parent.name)
+        failed = sorted(sweep_dir.glob("*/error.txt"), key=lambda p: launch_order(p.parent))
         if failed:
             lines = [f"  job {p.parent.name}: {p.read_text().strip()}" for p in failed]
             print(f"error: {len(failed)} job(s) of the sweep failed:\n" + "\n".join(lines), file=sys.stderr)

@@ -122,6 +122,21 @@ def test_a_sweep_with_a_failing_job_exits_1_naming_it_and_the_others_finish(tmp_
     assert (sweep / "0" / "summary.json").is_file() and (sweep / "1" / "error.txt").is_file()
 
 
+def test_a_sweeps_failed_jobs_are_named_in_launch_order(tmp_path, capsys):
+    from omegaconf import OmegaConf
+
+    from infogan_pl.validation import ValidateConfig
+
+    for job in (10, 2):
+        (tmp_path / str(job)).mkdir()
+        (tmp_path / str(job) / "error.txt").write_text(f"ConfigError: job {job}'s reason")
+    with pytest.raises(SystemExit) as stop:
+        ValidateConfig().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+    assert stop.value.code == 1
+    err = capsys.readouterr().err
+    assert "2 job(s) of the sweep failed" in err and err.index("job 2:") < err.index("job 10:")
+
+
 def test_online_wandb_with_a_bogus_key_gives_up_in_bounded_time_and_the_csv_has_every_metric(tmp_path):
     env = {"WANDB_MODE": "online", "WANDB_API_KEY": "0" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"}
     run = tmp_path / "run"
