@@ -109,12 +109,15 @@ class LatentSpec:
         continuous codes, one per row (with z_dim = 0 the other codes are all that varies between rows).
         Columns: continuous code `cont_index` swept over [-span, span] with z and the other codes fixed by `seed`
         (the other continuous codes at 0 under a categorical code); with `cont_index=None` (or no continuous code)
-        each column instead draws its own z and other codes, shared down the column.
+        each column instead draws its own z and other codes, shared down the column. Without any code to sweep (a
+        vanilla GAN) every cell is its own draw: `SWEEP_DRAWS` rows of samples.
         """
         gen = torch.Generator().manual_seed(seed)
         sweep = cont_index is not None and self.continuous > 0
-        rows = self.categorical[cat_index] if self.categorical else (SWEEP_DRAWS if sweep else 1)
-        draws = (1 if self.categorical else rows) if sweep else steps
+        rows = self.categorical[cat_index] if self.categorical else SWEEP_DRAWS
+        # draws of z and the codes: one per row unless rows are a categorical code's values, one per column unless
+        # the columns sweep a continuous code
+        draws = (1 if self.categorical else rows) * (1 if sweep else steps)
         z = self.sample_z(draws, generator=gen)
         cat = (
             torch.stack([torch.randint(k, (draws,), generator=gen) for k in self.categorical], 1)
@@ -126,7 +129,7 @@ class LatentSpec:
             cont[:] = 0.0
         # broadcast the draws to the full grid: cell (r, c) takes column draw c, or row draw r, or the single draw
         cell = torch.arange(rows * steps)
-        draw_of_cell = (cell // steps) % draws if sweep else cell % steps
+        draw_of_cell = (cell // steps) % draws if sweep else cell % draws
         z, cat, cont = z[draw_of_cell], cat[draw_of_cell].clone(), cont[draw_of_cell].clone()
         if self.categorical:
             cat[:, cat_index] = torch.arange(rows).repeat_interleave(steps)

@@ -65,6 +65,13 @@ def test_traversal_without_continuous_codes_varies_z_across_columns():
     assert torch.equal(grid[0, :, :4], grid[9, :, :4])
 
 
+def test_traversal_of_a_vanilla_gan_draws_every_cell_anew():
+    # no code to sweep: the samples figure was one row of draws; now SWEEP_DRAWS rows, every cell its own z
+    grid = LatentSpec(z_dim=4, categorical=[], continuous=0).traversal(cont_index=None, steps=6)
+    assert grid.shape == (SWEEP_DRAWS * 6, 4)
+    assert len({tuple(row) for row in grid.tolist()}) == SWEEP_DRAWS * 6
+
+
 def test_assemble_inverts_sample():
     spec = LatentSpec(z_dim=2, categorical=[3], continuous=1)
     z = torch.zeros(2, 2)
