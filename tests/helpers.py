@@ -44,6 +44,7 @@ README_PRESETS = {  # presets the README gives a command for, beside the study's
     "mnist_infogan_cat20",
     "mnist_infogan_encoder_loss",
     "basicprop_pp_colour",
+    "basicprop_pp_alternating_shapes_invariant",
 }
 # Trained through the command line, in one sweep, by test_user_commands.py; the other presets train in-process in
 # test_experiments.py. Both check a run's outputs with assert_run_outputs.

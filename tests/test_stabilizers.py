@@ -268,6 +268,9 @@ def test_the_recipes_compose_per_data_set_and_recipe_study_on_the_command_line_w
     assert translation.model.generator.coord_conv and translation.latent.z_dim == 0
     assert translation.model.lr_end_factor == 0.05
     assert compose("config", ["experiment=basicprop_pp_translation", "recipe=study"]).model.lr_end_factor == 1
+    shapes = compose("config", ["experiment=basicprop_pp_alternating_shapes_invariant"])  # the base preset + t
+    assert (shapes.model.consistency, shapes.model.moved_fake, shapes.model.augment.scale) == (1, 1, 0.4)
+    assert shapes.model.discriminator.norm == "layer" and list(shapes.latent.categorical) == [4]
     two_cat = compose("config", ["experiment=basicprop_rect_two_cat"])
     assert two_cat.model.generator.coord_conv and two_cat.latent.continuous == 0
     assert not compose("config", ["experiment=basicprop_rect_two_cat", "recipe=study"]).model.generator.coord_conv

@@ -44,9 +44,10 @@ class InfoGAN(GAN):
     `mi_trains_trunk` is off) and the Q head, not G, and leave the generated-data L_I as it is:
     - `real_mi`: I_Q(c; x) = H(E_x Q(c|x)) - E_x H(Q(c|x)) on the real batch (IMSAT), per categorical code;
     - `consistency`: I(Q(c|x); Q(c|t(x))) between each real image and a copy transformed by `augment` (IIC), per
-      categorical code. Only where t preserves the factor: small affine maps keep a digit's class, but every
-      BasicProp factor is a position or a height, which they change. `consistency_entropy` is IIC's λ on the
-      marginals (1: the MI; > 1 adds (λ - 1)·2·H of the assignments' marginal, against merged clusters).
+      categorical code. Only where t preserves the factor: small affine maps keep a digit's class and a BasicProp++
+      shape's kind (alternating_shapes), but a BasicProp position or height is what they change.
+      `consistency_entropy` is IIC's λ on the marginals (1: the MI; > 1 adds (λ - 1)·2·H of the assignments'
+      marginal, against merged clusters).
     `moved_fake` (Elastic-InfoGAN's transformation consistency, Ojha et al. 2019, in its L_I form): the categorical
     part of L_I also on t(G(z, c)), with weight moved_fake·λ, in the D/Q step and in the G step. Q must read c
     through the transforms and G must draw c in what they keep (a digit's class) rather than what they change
