@@ -127,7 +127,8 @@ class LatentSpec:
         cont = torch.rand(draws, self.continuous, generator=gen) * 2 - 1
         if sweep and self.categorical:
             cont[:] = 0.0
-        # broadcast the draws to the full grid: cell (r, c) takes column draw c, or row draw r, or the single draw
+        # broadcast the draws to the full grid: cell (r, c) takes column draw c, row draw r, the single draw, or (no
+        # code at all) its own
         cell = torch.arange(rows * steps)
         draw_of_cell = (cell // steps) % draws if sweep else cell % draws
         z, cat, cont = z[draw_of_cell], cat[draw_of_cell].clone(), cont[draw_of_cell].clone()
