@@ -258,8 +258,8 @@ def test_the_recipes_compose_per_data_set_and_recipe_study_on_the_command_line_w
         return cfg.model.discriminator.norm, cfg.noise.std, cfg.model.g_ema_decay
 
     assert stabilizers("experiment=basicprop_line") == ("batch", 0.1, 0.0)
-    assert stabilizers("experiment=basicprop_rect") == ("layer", 0.1, 0.0)
-    assert stabilizers("experiment=basicprop_rect_slow_d") == ("layer", 0.1, 0.0)
+    assert stabilizers("experiment=basicprop_rect") == ("layer", 0.1, 0.999)
+    assert stabilizers("experiment=basicprop_rect_slow_d") == ("layer", 0.1, 0.999)
     assert stabilizers("experiment=basicprop_rect_two_cat") == ("batch", 0.1, 0.999)
     assert stabilizers("experiment=basicprop_pp_diameter_ratio") == ("layer", 0.1, 0.0)
     assert stabilizers("experiment=basicprop_pp_alternating_shapes") == ("layer", 0.1, 0.999)
