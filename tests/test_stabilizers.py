@@ -238,6 +238,27 @@ def test_the_learning_rates_decay_linearly_to_their_end_factor_over_the_planned_
         InfoGAN(SPEC, scheduler="foo")
 
 
+def test_the_decay_can_wait_at_constant_rates_until_lr_decay_start_and_resumes_across_it(tmp_path):
+    model, seen = _recording_rates(lr_end_factor=0.1, lr_decay_start=2)
+    fit(model, _line_data(), max_steps=12, root=tmp_path)  # 6 iterations: 2 at constant rates, then 4 of decay
+    factors = [1, 1, 1 - 0.9 / 4, 1 - 0.9 * 2 / 4, 1 - 0.9 * 3 / 4, 0.1]
+    assert seen == [[pytest.approx(2e-4 * f), pytest.approx(1e-3 * f)] for f in factors]
+    # a checkpoint inside the constant stretch resumes into the same decay (the schedule's position is saved)
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    saver = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=2, save_top_k=-1)
+    straight, _ = _recording_rates(lr_end_factor=0.1, lr_decay_start=2)
+    fit(straight, _line_data(), 12, tmp_path / "a", callbacks=[saver], enable_checkpointing=True)
+    resumed, seen_after = _recording_rates(lr_end_factor=0.1, lr_decay_start=2)
+    fit(resumed, _line_data(), 12, tmp_path / "b", ckpt_path=str(tmp_path / "ckpt" / "epoch=0-step=2.ckpt"))
+    assert seen_after == seen[1:]
+    with pytest.raises(ValueError, match="model.lr_decay_start must be >= 0"):
+        InfoGAN(SPEC, lr_end_factor=0.1, lr_decay_start=-1)
+    late, _ = _recording_rates(lr_end_factor=0.1, lr_decay_start=6)  # the run has 6 iterations: it would never decay
+    with pytest.raises(ValueError, match=r"model.lr_decay_start=6 is not before the run's last iteration \(6\)"):
+        fit(late, _line_data(), max_steps=12, root=tmp_path / "late")
+
+
 def test_every_recipe_is_named_in_the_help_and_the_readme():
     from pathlib import Path
 

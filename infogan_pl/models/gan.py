@@ -8,7 +8,7 @@ from functools import partial
 import lightning as L
 import torch
 from torch import Tensor, nn
-from torch.optim.lr_scheduler import LinearLR
+from torch.optim.lr_scheduler import ConstantLR, LinearLR, SequentialLR
 
 from infogan_pl.checkpointing import rng_state, set_rng_state
 from infogan_pl.ema import WeightEMA
@@ -38,7 +38,8 @@ class GAN(L.LightningModule):
     d_steps_per_g = 1 an iteration is 2 of them.
     Stabilizers, each off at its neutral value: `r1_gamma` (R1 on real images, every `r1_every` iterations),
     `g_ema_decay` (an average of G's weights from `g_ema_start`, what the evaluation draws with), `lr_end_factor`
-    (every learning rate, D's, Q's and G's, decays linearly over the run to this fraction); spectral norm and
+    (every learning rate, D's, Q's and G's, decays linearly to this fraction by the run's end, from iteration
+    `lr_decay_start`, constant before it: pix2pix's n_epochs / n_epochs_decay); spectral norm and
     resize-convolution are options of the networks (model.discriminator.spectral_norm, model.generator.upsample).
     """
 
@@ -56,6 +57,7 @@ class GAN(L.LightningModule):
         optimizer_g: Callable | None = None,
         scheduler: Callable | None = None,
         lr_end_factor: float = 1.0,
+        lr_decay_start: int = 0,
         d_steps_per_g: int = 1,
         channels: int = 1,
         image_size: int = 28,
@@ -81,6 +83,8 @@ class GAN(L.LightningModule):
             raise ValueError(f"model.d_steps_per_g must be >= 1, got {d_steps_per_g}.")
         if not 0 <= lr_end_factor <= 1:
             raise ValueError(f"model.lr_end_factor must be in [0, 1] (1: constant rates), got {lr_end_factor}.")
+        if lr_decay_start < 0:
+            raise ValueError(f"model.lr_decay_start must be >= 0 (iterations at constant rates), got {lr_decay_start}.")
         for key, factory in (("optimizer_d", optimizer_d), ("optimizer_g", optimizer_g), ("scheduler", scheduler)):
             if factory is not None and not callable(factory):
                 partial_form = "{_target_: <class>, _partial_: true, ...}"
@@ -100,7 +104,7 @@ class GAN(L.LightningModule):
         self.discriminator = discriminator(channels=channels, image_size=image_size)
         self.lr_d, self.lr_g, self.betas = float(lr_d), float(lr_g), tuple(betas)
         self.optimizer_d, self.optimizer_g, self.scheduler = optimizer_d, optimizer_g, scheduler
-        self.lr_end_factor = float(lr_end_factor)
+        self.lr_end_factor, self.lr_decay_start = float(lr_end_factor), int(lr_decay_start)
         self.d_steps_per_g = int(d_steps_per_g)
         self.channels_last, self.compile_mode = channels_last, compile_mode if compile else None
         self.guard = nan if nan is not None else NaNGuard()
@@ -134,11 +138,33 @@ class GAN(L.LightningModule):
         opt_g = self._optimizer(self.optimizer_g, self.generator.parameters(), self.lr_g)
         scheduler = self.scheduler
         if scheduler is None and self.lr_end_factor != 1:
-            end, iterations = self.lr_end_factor, planned_iterations(self.trainer, self)
-            scheduler = partial(LinearLR, start_factor=1.0, end_factor=end, total_iters=iterations)
+            scheduler = self._linear_decay(planned_iterations(self.trainer, self))
         if scheduler is None:
             return opt_d, opt_g
         return [opt_d, opt_g], [scheduler(opt_d), scheduler(opt_g)]
+
+    def check_lr_decay(self, iterations: int) -> None:
+        """Refuse a decay that would never start in a run of `iterations` (the pre-flight check calls this too)."""
+        if self.lr_end_factor != 1 and self.scheduler is None and self.lr_decay_start >= iterations:
+            raise ValueError(
+                f"model.lr_decay_start={self.lr_decay_start} is not before the run's last iteration ({iterations}): "
+                f"the rates would never decay; set it below {iterations}, or recipe.lr_end_factor=1 for constant rates."
+            )
+
+    def _linear_decay(self, iterations: int) -> Callable:
+        """The recipe's schedule, stepped once an iteration: constant rates for `lr_decay_start` iterations, then a
+        linear decay to `lr_end_factor` of each rate at the run's last iteration."""
+        self.check_lr_decay(iterations)
+        start, end = self.lr_decay_start, self.lr_end_factor
+        if start == 0:
+            return partial(LinearLR, start_factor=1.0, end_factor=end, total_iters=iterations)
+
+        def constant_then_linear(optimizer):
+            constant = ConstantLR(optimizer, factor=1.0, total_iters=start)
+            linear = LinearLR(optimizer, start_factor=1.0, end_factor=end, total_iters=iterations - start)
+            return SequentialLR(optimizer, [constant, linear], milestones=[start])
+
+        return constant_then_linear
 
     def configure_model(self) -> None:
         """Fast paths chosen in the config: channels-last memory format and torch.compile of G and D."""
