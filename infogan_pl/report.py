@@ -2,8 +2,9 @@
 
 A run directory is any directory holding `config.yaml` and `summary.json` (written at the end of every run, a run
 stopped at a non-finite loss included). The report has two tables: *over seeds*, one row per configuration (runs
-that differ only in their seed): how many runs succeeded (`metric/success`, n/N) and the median (range) of the
-headline metrics; and *runs*, one row per run. `metrics_table` is the table every run and `evaluate` print.
+that differ only in their seed; the recipe, which a preset selects, counts as training): how many runs succeeded
+(`metric/success`, n/N) and the median (range) of the headline metrics; and *runs*, one row per run.
+`metrics_table` is the table every run and `evaluate` print.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from omegaconf import OmegaConf
 
 from infogan_pl.atomic import atomic_write
 
-COLUMNS = ["run", "experiment", "seed", "overrides", "data", "codes", "λ", "L_I per code in eval mode (nats)"]
+COLUMNS = ["run", "experiment", "recipe", "seed", "overrides", "data", "codes", "λ", "L_I per code in eval mode (nats)"]
 COLUMNS += ["cat acc", "cat acc untrained", "MIG", "FID-LeNet / valid rate", "NaN at iteration", "iterations"]
 COLUMNS += ["traversal"]
 HEADLINE = ("metric/", "mi/eval_", "val/")
@@ -103,6 +104,7 @@ def row(run: Path, relative_to: Path) -> list[str]:
     return [
         os.path.relpath(run, relative_to),
         summary["experiment"],
+        summary.get("recipe") or "—",
         str(summary.get("seed", cfg.get("seed", "—"))),
         f"`{overrides}`" if overrides != "—" else overrides,
         data,
@@ -119,14 +121,20 @@ def row(run: Path, relative_to: Path) -> list[str]:
     ]
 
 
-def configuration(summary: dict) -> tuple[str, tuple[str, ...]]:
-    """What a run trained, seed aside: its experiment and the overrides that change training, in order."""
+Configuration = tuple[str, str, tuple[str, ...]]  # experiment, recipe, the overrides that change training
+
+
+def configuration(summary: dict) -> Configuration:
+    """What a run trained, seed aside: its experiment, its recipe (the preset's or the command line's: a preset that
+    changed its recipe between two runs trained differently) and the other overrides that change training, in order.
+    Runs from before summary.json named the recipe have "—" and keep `recipe=...` among their overrides."""
+    recipe = summary.get("recipe")
     kept = []
     for override in summary.get("overrides") or []:
         key = override.split("=", 1)[0].lstrip("+~")
-        if key not in NOT_TRAINING and not key.startswith(NOT_TRAINING_PREFIXES):
+        if key not in NOT_TRAINING and not key.startswith(NOT_TRAINING_PREFIXES) and not (recipe and key == "recipe"):
             kept.append(override)
-    return summary["experiment"], tuple(kept)
+    return summary["experiment"], recipe or "—", tuple(kept)
 
 
 def median_range(values: list[float]) -> str:
@@ -141,9 +149,9 @@ def median_range(values: list[float]) -> str:
     return fmt.format(med) if len(values) == 1 else f"{fmt.format(med)} ({low}–{high})"
 
 
-def seed_groups(runs: list[Path]) -> dict[tuple[str, tuple[str, ...]], list[dict]]:
-    """Runs grouped by configuration (experiment + training overrides), each a list of summaries sorted by seed."""
-    groups: dict[tuple[str, tuple[str, ...]], list[dict]] = {}
+def seed_groups(runs: list[Path]) -> dict[Configuration, list[dict]]:
+    """Runs grouped by configuration (experiment, recipe, training overrides), each a list of summaries by seed."""
+    groups: dict[Configuration, list[dict]] = {}
     for run in runs:
         summary = json.loads((run / "summary.json").read_text())
         groups.setdefault(configuration(summary), []).append(summary)
@@ -152,21 +160,22 @@ def seed_groups(runs: list[Path]) -> dict[tuple[str, tuple[str, ...]], list[dict
     return groups
 
 
-def seeds_table(groups: dict[tuple[str, tuple[str, ...]], list[dict]]) -> list[str]:
+def seeds_table(groups: dict[Configuration, list[dict]]) -> list[str]:
     """One row per configuration: runs, seeds, successes n/N (a run stopped at a non-finite loss counts as a failure;
     `—` when no criterion applies), NaN stops, and the median (range) of each headline metric over its runs."""
     columns = [
         (name, key) for name, key in SEED_COLUMNS if any(key in s["metrics"] for g in groups.values() for s in g)
     ]
-    header = ["experiment", "overrides", "runs", "seeds", "torch threads", "success", "NaN stops"]
+    header = ["experiment", "recipe", "overrides", "runs", "seeds", "torch threads", "success", "NaN stops"]
     header += [name for name, _ in columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for (experiment, overrides), summaries in sorted(groups.items()):
+    for (experiment, recipe, overrides), summaries in sorted(groups.items()):
         judged = [s for s in summaries if s["metrics"].get("metric/success") is not None or s.get("nan_iteration")]
         wins = sum(1 for s in judged if s["metrics"].get("metric/success") == 1)
         nans = sum(1 for s in summaries if s.get("nan_iteration") is not None)
         cells = [
             experiment,
+            recipe,
             f"`{' '.join(overrides)}`" if overrides else "—",
             str(len(summaries)),
             ",".join(str(s.get("seed")) for s in summaries),

@@ -104,7 +104,8 @@ def run(cfg: DictConfig) -> Outcome:
             print(f"error: {nan_message}", file=sys.stderr)
         else:
             print(metrics_table(metrics))
-            print(f"Finished {cfg.name}: {model.iteration} iterations, {cfg.optimized_metric} = {value:.4f}")
+            recipe = f" (recipe={summary['recipe']})" if summary["recipe"] else ""
+            print(f"Finished {cfg.name}{recipe}: {model.iteration} iterations, {cfg.optimized_metric} = {value:.4f}")
         print(f"Outputs in {out}")
     return Outcome(value, guard.stopped_at if guard is not None else None)
 

@@ -50,14 +50,14 @@ def test_basicprop_pp_mnist_and_vae_criteria():
     assert success({"metric/active_dims": 6.0, "metric/recon": 1.0}, "line", 0) == 1.0
 
 
-def _run(root, name, seed, metrics, overrides=(), nan=None):
+def _run(root, name, seed, metrics, overrides=(), nan=None, recipe=None):
     run = root / name
     run.mkdir(parents=True)
     (run / "config.yaml").write_text(OmegaConf.to_yaml({"seed": seed, "latent": {"z_dim": 62, "categorical": [10],
                                                         "continuous": 2}, "data": {}, "model": {}}))  # fmt: skip
     summary = {"experiment": "basicprop_line", "seed": seed, "iterations": 10, "metrics": metrics,
                "overrides": ["experiment=basicprop_line", *overrides, f"seed={seed}", "logger=csv"],
-               "nan_iteration": nan}  # fmt: skip
+               "nan_iteration": nan, **({"recipe": recipe} if recipe else {})}  # fmt: skip
     (run / "summary.json").write_text(json.dumps(summary))
 
 
@@ -74,6 +74,23 @@ def test_report_groups_runs_that_differ_only_in_their_seed_with_successes_and_me
     assert "| 3 | 0,1,2 | ? | 2/3 | 0 |" in default and "0.900 (0.100–0.950)" in default
     study = next(r for r in rows if "recipe=study" in r)
     assert "| 2 | 0,1 | ? | 0/2 | 1 |" in study  # a NaN stop counts as a failure
+
+
+def test_report_keeps_runs_of_different_recipes_apart_and_names_each_recipe(tmp_path):
+    # the same command line at two commits where the preset selected different recipes: two trainings, two rows
+    _run(tmp_path, "before/0", 0, {**LINE_OK, "metric/success": 0.0}, recipe="layer_norm")
+    _run(tmp_path, "after/0", 0, {**LINE_OK, "metric/success": 1.0}, recipe="layer_norm_g_average")
+    _run(tmp_path, "after/1", 1, {**LINE_OK, "metric/success": 1.0}, recipe="layer_norm_g_average")
+    _run(tmp_path, "study/0", 0, {**LINE_OK, "metric/success": 0.0}, ["recipe=study"], recipe="study")
+    text = report.report([tmp_path], tmp_path / "report.md")
+    seeds, runs = text.split("## Over seeds")[1].split("## Runs")
+    assert "| experiment | recipe | overrides |" in seeds
+    assert "| basicprop_line | layer_norm | `experiment=basicprop_line` | 1 | 0 | ? | 0/1 |" in seeds
+    assert "| basicprop_line | layer_norm_g_average | `experiment=basicprop_line` | 2 | 0,1 | ? | 2/2 |" in seeds
+    assert (
+        "| basicprop_line | study | `experiment=basicprop_line` | 1 | 0 | ? | 0/1 |" in seeds
+    )  # named once, in its column
+    assert "| study/0 | basicprop_line | study | 0 |" in runs
 
 
 def test_report_lists_a_sweeps_jobs_in_launch_order(tmp_path):

@@ -1,4 +1,4 @@
-"""A sweep's result as one picture: per configuration (experiment + overrides, seed aside) the headline metric of
+"""A sweep's result as one picture: per configuration (experiment, recipe, overrides; seed aside) the headline metric of
 every seed, filled where the run succeeded (metric/success), hollow where it failed, a cross at a NaN stop."""
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ def headline(summaries: list[dict]) -> str:
     return next((k for k in ("metric/cat_acc", "metric/mig", "metric/fid_lenet") if k in keys), "metric/success")
 
 
-def seeds_figure(groups: dict[tuple[str, tuple[str, ...]], list[dict]], path: Path) -> Path:
+def seeds_figure(groups: dict[tuple[str, str, tuple[str, ...]], list[dict]], path: Path) -> Path:
     """One row per configuration, one point per seed (its headline metric, named in the row's label)."""
     items = sorted(groups.items())
     fig, ax = plt.subplots(figsize=(10, 1.4 + 0.55 * len(items)))
-    for row, ((experiment, overrides), summaries) in enumerate(items):
+    for row, ((experiment, recipe, overrides), summaries) in enumerate(items):
         metric = headline(summaries)
         for s in summaries:
             value = s["metrics"].get(metric)
@@ -39,7 +39,8 @@ def seeds_figure(groups: dict[tuple[str, tuple[str, ...]], list[dict]], path: Pa
                             ha="center")  # fmt: skip
         label = " ".join(o for o in overrides if not o.startswith("experiment=")) or "(preset)"
         label = textwrap.shorten(label, 60)
-        text = f"{experiment}  {label}\n[{metric.removeprefix('metric/')}]"
+        recipe = "" if recipe == "—" else f" ({recipe})"
+        text = f"{experiment}{recipe}  {label}\n[{metric.removeprefix('metric/')}]"
         ax.text(-0.01, row, text, transform=ax.get_yaxis_transform(), ha="right", va="center", fontsize=7)
     ax.set_yticks([])
     ax.set_ylim(-0.7, len(items) - 0.3)
