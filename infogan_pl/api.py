@@ -81,7 +81,8 @@ class TrainedRun:
 
     def traverse(self, cat: int = 0, cont: int | None = 0, steps: int = 9, span: float = 2.0, seed: int = 0):
         """The labelled traversal (a matplotlib Figure): rows are categorical code `cat`'s values, columns sweep
-        continuous code `cont` over [-span, span] (cont=None: columns are draws of z)."""
+        continuous code `cont` over [-span, span] (cont=None, or a run without continuous codes: columns are draws
+        of z, the figure named `samples`)."""
         n_cat, n_cont = len(self.latent.categorical), self.latent.continuous
         if not 0 <= cat < max(n_cat, 1):
             below = max(n_cat, 1)
