@@ -294,6 +294,7 @@ def test_the_recipes_compose_per_data_set_and_recipe_study_on_the_command_line_w
     assert shapes.model.discriminator.norm == "layer" and list(shapes.latent.categorical) == [4]
     two_cat = compose("config", ["experiment=basicprop_rect_two_cat"])
     assert two_cat.model.generator.coord_conv and two_cat.latent.continuous == 0
+    assert (two_cat.model.lr_end_factor, two_cat.model.lr_decay_start) == (0.05, 500)  # constant, then decaying
     assert not compose("config", ["experiment=basicprop_rect_two_cat", "recipe=study"]).model.generator.coord_conv
     presets = ("basicprop_line", "basicprop_rect", "basicprop_rect_two_cat", "basicprop_pp_alternating_shapes")
     presets += ("basicprop_pp_translation",)
