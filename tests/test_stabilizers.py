@@ -292,6 +292,7 @@ def test_the_recipes_compose_per_data_set_and_recipe_study_on_the_command_line_w
     shapes = compose("config", ["experiment=basicprop_pp_alternating_shapes_invariant"])  # the base preset + t
     assert (shapes.model.consistency, shapes.model.moved_fake, shapes.model.augment.scale) == (1, 1, 0.4)
     assert shapes.model.discriminator.norm == "layer" and list(shapes.latent.categorical) == [4]
+    assert (shapes.model.lr_end_factor, shapes.model.lr_decay_start) == (0.05, 500)  # the base preset's recipe
     two_cat = compose("config", ["experiment=basicprop_rect_two_cat"])
     assert two_cat.model.generator.coord_conv and two_cat.latent.continuous == 0
     assert (two_cat.model.lr_end_factor, two_cat.model.lr_decay_start) == (0.05, 500)  # constant, then decaying
