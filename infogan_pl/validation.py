@@ -61,16 +61,11 @@ def validate(cfg: DictConfig, run_dir: str | Path | None = None, sweep: bool = F
         cfg.pop("hydra", None)  # Hydra's own node holds values only its runtime can resolve
         if run_dir is not None:  # before Hydra sets its runtime config, the run's directory is known only here
             cfg.paths.output_dir = str(run_dir)
-    datamodule, model = build(cfg)
+    datamodule, _model = build(cfg)
     build_labeller(cfg)
     callbacks = build_callbacks(cfg)
     if not sweep:
-        trainer = build_trainer(cfg, callbacks=callbacks)
-        if hasattr(model, "check_lr_decay") and trainer.max_steps > 0:  # a budget in epochs: checked at the fit
-            try:
-                model.check_lr_decay(model.planned_iterations(trainer.max_steps))
-            except ValueError as err:
-                raise ConfigError(str(err)) from None
+        build_trainer(cfg, callbacks=callbacks)
     if run_dir is not None:
         check_writable(run_dir)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from functools import partial
 
@@ -18,6 +19,8 @@ from infogan_pl.models.guard import NaNGuard
 from infogan_pl.nets import Discriminator, Generator
 from infogan_pl.noise import InstanceNoise
 from infogan_pl.progress import planned_iterations
+
+log = logging.getLogger(__name__)
 
 PROGRESS_BAR = ("loss/d", "loss/g", "mi/total")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -143,25 +146,22 @@ class GAN(L.LightningModule):
             return opt_d, opt_g
         return [opt_d, opt_g], [scheduler(opt_d), scheduler(opt_g)]
 
-    def check_lr_decay(self, iterations: int) -> None:
-        """Refuse a decay that would never start in a run of `iterations` (the pre-flight check calls this too)."""
-        if self.lr_end_factor != 1 and self.scheduler is None and self.lr_decay_start >= iterations:
-            raise ValueError(
-                f"model.lr_decay_start={self.lr_decay_start} is not before the run's last iteration ({iterations}): "
-                f"the rates would never decay; set it below {iterations}, or recipe.lr_end_factor=1 for constant rates."
-            )
-
     def _linear_decay(self, iterations: int) -> Callable:
         """The recipe's schedule, stepped once an iteration: constant rates for `lr_decay_start` iterations, then a
-        linear decay to `lr_end_factor` of each rate at the run's last iteration."""
-        self.check_lr_decay(iterations)
+        linear decay to `lr_end_factor` of each rate at the run's last iteration. A run that ends before the decay
+        would start (a short smoke test of a preset) trains at constant rates and says so in one line."""
         start, end = self.lr_decay_start, self.lr_end_factor
         if start == 0:
             return partial(LinearLR, start_factor=1.0, end_factor=end, total_iters=iterations)
+        if start >= iterations:
+            log.warning(
+                "model.lr_decay_start=%d is past this run's %d iterations: the learning rates stay constant.",
+                start, iterations,
+            )  # fmt: skip
 
         def constant_then_linear(optimizer):
             constant = ConstantLR(optimizer, factor=1.0, total_iters=start)
-            linear = LinearLR(optimizer, start_factor=1.0, end_factor=end, total_iters=iterations - start)
+            linear = LinearLR(optimizer, start_factor=1.0, end_factor=end, total_iters=max(iterations - start, 1))
             return SequentialLR(optimizer, [constant, linear], milestones=[start])
 
         return constant_then_linear
