@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+if TYPE_CHECKING:
+    from infogan_pl.report import Configuration
 
 
 def headline(summaries: list[dict]) -> str:
@@ -21,7 +25,7 @@ def headline(summaries: list[dict]) -> str:
     return next((k for k in ("metric/cat_acc", "metric/mig", "metric/fid_lenet") if k in keys), "metric/success")
 
 
-def seeds_figure(groups: dict[tuple[str, str, tuple[str, ...]], list[dict]], path: Path) -> Path:
+def seeds_figure(groups: dict[Configuration, list[dict]], path: Path) -> Path:
     """One row per configuration, one point per seed (its headline metric, named in the row's label)."""
     items = sorted(groups.items())
     fig, ax = plt.subplots(figsize=(10, 1.4 + 0.55 * len(items)))
@@ -38,9 +42,9 @@ def seeds_figure(groups: dict[tuple[str, str, tuple[str, ...]], list[dict]], pat
                 ax.annotate(str(s.get("seed")), (value, row), textcoords="offset points", xytext=(0, 7), fontsize=6,
                             ha="center")  # fmt: skip
         label = " ".join(o for o in overrides if not o.startswith("experiment=")) or "(preset)"
-        label = textwrap.shorten(label, 60)
-        recipe = "" if recipe == "—" else f" ({recipe})"
-        text = f"{experiment}{recipe}  {label}\n[{metric.removeprefix('metric/')}]"
+        label = textwrap.shorten(f"{experiment}  {label}", 75)
+        named = "" if recipe == "—" else f"recipe={recipe}  "  # "—": a run from before summary.json named its recipe
+        text = f"{label}\n{named}[{metric.removeprefix('metric/')}]"
         ax.text(-0.01, row, text, transform=ax.get_yaxis_transform(), ha="right", va="center", fontsize=7)
     ax.set_yticks([])
     ax.set_ylim(-0.7, len(items) - 0.3)

@@ -151,7 +151,7 @@ class GAN(L.LightningModule):
         linear decay to `lr_end_factor` of each rate at the run's last iteration. A run that ends before the decay
         would start (a short smoke test of a preset) trains at constant rates and says so in one line."""
         start, end = self.lr_decay_start, self.lr_end_factor
-        if start == 0:
+        if start == 0:  # LinearLR alone, the schedule basicprop_pp_translation's runs were measured with
             return partial(LinearLR, start_factor=1.0, end_factor=end, total_iters=iterations)
         if start >= iterations:
             log.warning(
