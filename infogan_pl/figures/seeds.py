@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-
-if TYPE_CHECKING:
-    from infogan_pl.report import Configuration
 
 
 def headline(summaries: list[dict]) -> str:
@@ -25,8 +21,9 @@ def headline(summaries: list[dict]) -> str:
     return next((k for k in ("metric/cat_acc", "metric/mig", "metric/fid_lenet") if k in keys), "metric/success")
 
 
-def seeds_figure(groups: dict[Configuration, list[dict]], path: Path) -> Path:
-    """One row per configuration, one point per seed (its headline metric, named in the row's label)."""
+def seeds_figure(groups: dict[tuple[str, str, tuple[str, ...]], list[dict]], path: Path) -> Path:
+    """One row per configuration (report.Configuration: experiment, recipe, overrides), one point per seed (its
+    headline metric, named in the row's label)."""
     items = sorted(groups.items())
     fig, ax = plt.subplots(figsize=(10, 1.4 + 0.55 * len(items)))
     for row, ((experiment, recipe, overrides), summaries) in enumerate(items):
